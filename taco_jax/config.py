@@ -1,0 +1,294 @@
+"""Typed configuration: dataclass schema, YAML files and dotted command-line overrides.
+
+The schema is the single source of truth for every setting. YAML files and `--set a.b=v` overrides are
+merged onto it with OmegaConf structured configs, so an unknown key or a value of the wrong type is an
+error that names the key and the file it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key and the source."""
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"  # run directory is <out_dir>/<name>
+    out_dir: str = "runs"
+    seed: int = 1234
+    max_steps: int = 1000  # optimizer steps
+    log_every: int = 10  # steps between metric logs
+    eval_every: int = 200  # steps between validation passes (+ samples + checkpoint)
+    keep_checkpoints: int = 3  # latest K kept (the best-by-val checkpoint is always kept too)
+    sample_sentences: list[str] = field(
+        default_factory=lambda: [
+            "The quick brown fox jumps over the lazy dog.",
+            "Please call me back after seven o'clock tonight.",
+        ]
+    )
+    griffin_lim_iters: int = 32
+    progress_bar: bool = True
+
+
+@dataclass
+class AudioConfig:
+    sampling_rate: int = 22050  # Hz
+    n_fft: int = 1024  # samples
+    hop_length: int = 256  # samples
+    win_length: int = 1024  # samples
+    n_mels: int = 80
+    fmin: float = 0.0  # Hz
+    fmax: float = 8000.0  # Hz
+    mel_floor: float = 1e-5  # log(max(x, mel_floor)), natural log
+
+
+@dataclass
+class TextConfig:
+    symbols: str = "nvidia_english_v1"  # name of a versioned symbol table in taco_jax.text.symbols
+    cleaners: list[str] = field(default_factory=lambda: ["english_cleaners"])
+    add_eos: bool = False  # append an end-of-sentence token (helps the gate and the end of alignment)
+
+
+@dataclass
+class DemoCorpusConfig:
+    n_utterances: int = 900
+    n_val: int = 40
+    seed: int = 7
+    voice: str = "en-us"
+    words_per_minute: int = 175
+    min_seconds: float = 1.0
+    max_seconds: float = 5.0
+
+
+@dataclass
+class DataConfig:
+    corpus: str = "demo"  # "demo" (embedded eSpeak NG corpus) or "filelists"
+    train_filelist: str = ""  # path|text[|speaker] per line, paths relative to the filelist
+    val_filelist: str = ""
+    cache_dir: str = ""  # mel cache; "" = <user cache dir>/taco_jax/mels
+    batch_size: int = 16
+    # Fixed padded shapes [text_len, mel_frames]; an item goes to the first bucket that holds it, items
+    # that fit none are filtered (and counted). One compiled train step per bucket.
+    buckets: list[list[int]] = field(default_factory=lambda: [[64, 192], [112, 320], [176, 512]])
+    drop_remainder: bool = True
+    # Bad items (missing or unreadable wav, empty text): false = stop with an error naming file:line,
+    # true = drop them, count them and log each one. Too-long items are always dropped and counted.
+    skip_bad_items: bool = False
+    demo: DemoCorpusConfig = field(default_factory=DemoCorpusConfig)
+
+
+@dataclass
+class ModelConfig:
+    n_symbols: int = 0  # 0 = taken from the symbol table
+    symbols_embedding_dim: int = 512
+    encoder_embedding_dim: int = 512
+    encoder_n_convolutions: int = 3
+    encoder_kernel_size: int = 5
+    encoder_dropout: float = 0.5
+    n_frames_per_step: int = 1  # reduction factor r
+    prenet_dim: int = 256
+    prenet_dropout: float = 0.5
+    prenet_dropout_at_inference: bool = True  # NVIDIA keeps prenet dropout on when synthesizing
+    attention_rnn_dim: int = 1024
+    attention_dim: int = 128
+    attention_location_n_filters: int = 32
+    attention_location_kernel_size: int = 31
+    attention_dropout: float = 0.1  # on the attention-RNN hidden state
+    decoder_rnn_dim: int = 1024
+    decoder_dropout: float = 0.1  # on the decoder-RNN hidden state
+    postnet_embedding_dim: int = 512
+    postnet_kernel_size: int = 5
+    postnet_n_convolutions: int = 5
+    postnet_dropout: float = 0.5
+    max_decoder_steps: int = 1000  # frames (not decoder steps) at inference
+    gate_threshold: float = 0.5
+    mask_value: float = -1e4  # finite attention mask value, never -inf
+
+
+@dataclass
+class GuidedAttentionConfig:
+    enabled: bool = True
+    sigma: float = 0.2
+    # "per_frame": summed over tokens, averaged over valid frames; "per_cell": ESPnet, mean over valid cells
+    normalization: str = "per_frame"
+    weight: float = 1.0  # initial weight
+    schedule: str = "constant"  # "constant" | "exponential" (max(floor, weight * decay**step))
+    decay: float = 1.0
+    floor: float = 0.0
+
+
+@dataclass
+class LossConfig:
+    mel_loss: str = "mse"  # "mse" | "l1"
+    gate_pos_weight: float = 1.0
+    mel_weight: float = 1.0
+    gate_weight: float = 1.0
+    guided_attention: GuidedAttentionConfig = field(default_factory=GuidedAttentionConfig)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    adam_b1: float = 0.9
+    adam_b2: float = 0.999
+    adam_eps: float = 1e-8  # torch.optim.Adam default, as NVIDIA
+    weight_decay: float = 1e-6  # coupled L2 (added to the gradient, as torch.optim.Adam)
+    grad_clip: float = 1.0  # global-norm threshold
+    schedule: str = "constant"  # "constant" | "warmup_exponential"
+    warmup_steps: int = 0
+    decay_steps: int = 10000
+    decay_rate: float = 0.5  # lr multiplied by this every decay_steps after warmup
+    min_lr: float = 1e-5
+
+
+@dataclass
+class DiagnosticsConfig:
+    band_tokens: int = 3  # band half-width b for band diagonality
+    coverage_threshold: float = 0.5
+
+
+@dataclass
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+
+
+_CHOICES = {
+    "data.corpus": ("demo", "filelists"),
+    "loss.mel_loss": ("mse", "l1"),
+    "loss.guided_attention.normalization": ("per_frame", "per_cell"),
+    "loss.guided_attention.schedule": ("constant", "exponential"),
+    "optim.schedule": ("constant", "warmup_exponential"),
+}
+
+
+def _merge(base, other, source: str):
+    try:
+        return OmegaConf.merge(base, other)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or "?"
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"{source}: invalid config key '{key}': {msg}") from None
+
+
+def _validate(cfg: Config, source: str) -> None:
+    for key, allowed in _CHOICES.items():
+        value = OmegaConf.select(OmegaConf.structured(cfg), key)
+        if value not in allowed:
+            raise ConfigError(f"{source}: config key '{key}' = {value!r}; expected one of {allowed}")
+    for i, bucket in enumerate(cfg.data.buckets):
+        if len(bucket) != 2 or min(bucket) <= 0:
+            raise ConfigError(f"{source}: config key 'data.buckets[{i}]' = {bucket}; expected [text_len, mel_frames] > 0")
+        if bucket[1] % cfg.model.n_frames_per_step:
+            raise ConfigError(
+                f"{source}: config key 'data.buckets[{i}]' mel_frames {bucket[1]} is not a multiple of "
+                f"model.n_frames_per_step={cfg.model.n_frames_per_step}"
+            )
+    if cfg.model.n_frames_per_step < 1:
+        raise ConfigError(f"{source}: config key 'model.n_frames_per_step' must be >= 1")
+    if cfg.data.corpus == "filelists" and not cfg.data.train_filelist:
+        raise ConfigError(f"{source}: config key 'data.train_filelist' is required when data.corpus=filelists")
+
+
+def load_config(path: str | None, overrides: Sequence[str] = ()) -> Config:
+    """Load a config: schema defaults <- YAML file <- dotted overrides (`a.b=v`).
+
+    Raises ConfigError naming the key and the file (or `--set`) on unknown keys, wrong types and values
+    outside the allowed choices.
+    """
+    cfg = OmegaConf.structured(Config)
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        if not os.path.exists(path):
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            file_cfg = OmegaConf.load(path)
+        except Exception as e:  # a YAML syntax error carries the line in its message
+            raise ConfigError(f"{path}: cannot parse YAML: {e}") from None
+        cfg = _merge(cfg, file_cfg, path)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr=1e-3")
+        try:
+            dotted = OmegaConf.from_dotlist([item])
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"--set {item!r}: {e}") from None
+        cfg = _merge(cfg, dotted, f"--set {item}")
+        source = f"{source} + --set"
+    obj: Config = OmegaConf.to_object(cfg)
+    _validate(obj, source)
+    return obj
+
+
+def to_yaml(cfg: Config) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def from_yaml_string(text: str, source: str = "<string>") -> Config:
+    cfg = _merge(OmegaConf.structured(Config), OmegaConf.create(text), source)
+    obj: Config = OmegaConf.to_object(cfg)
+    _validate(obj, source)
+    return obj
+
+
+def save_config(cfg: Config, path: str) -> None:
+    """Write the resolved config atomically (temp file + rename)."""
+    write_text_atomic(path, to_yaml(cfg))
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def replace(cfg, **changes):
+    """dataclasses.replace, re-exported for call sites that tweak a sub-config."""
+    return dataclasses.replace(cfg, **changes)
+
+
+__all__ = [
+    "MISSING",
+    "AudioConfig",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "DemoCorpusConfig",
+    "DiagnosticsConfig",
+    "GuidedAttentionConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "TextConfig",
+    "load_config",
+    "save_config",
+    "to_yaml",
+    "from_yaml_string",
+    "write_text_atomic",
+]

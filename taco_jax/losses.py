@@ -1,0 +1,102 @@
+"""Masked Tacotron 2 losses as pure jnp functions (jit-able; string options are static Python values).
+
+Conventions: channels-last mel `[B, T, C]`, gate logits `[B, T]`, alignments `[B, T_dec, N]` (decoder
+steps x text tokens), int32 lengths `[B]`. Padded frames and tokens never contribute to a loss or to its
+gradient: padded values are replaced with zeros *before* any arithmetic (not multiplied by a mask
+afterwards), so even inf/NaN junk in padding cannot leak in.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+_MEL_KINDS = ("mse", "l1")
+_GA_NORMALIZATIONS = ("per_frame", "per_cell")
+
+
+def sequence_mask(lengths: jax.Array, max_len: int) -> jax.Array:
+    """Bool `[B, max_len]`: True where position < lengths[b]."""
+    return jnp.arange(max_len)[None, :] < jnp.asarray(lengths)[:, None]
+
+
+def decoder_lengths(mel_len: jax.Array, r: int) -> jax.Array:
+    """Decoder steps `ceil(mel_len / r)` `[B]` int32 when the decoder emits r frames per step."""
+    mel_len = jnp.asarray(mel_len, dtype=jnp.int32)
+    return (mel_len + (r - 1)) // r
+
+
+def masked_mel_loss(pred: jax.Array, target: jax.Array, mel_len: jax.Array, kind: str = "mse") -> jax.Array:
+    """Scalar mel loss: squared ("mse") or absolute ("l1") error summed over valid frames and channels.
+
+    Divided by C x (total number of valid frames in the batch), i.e. the mean over valid elements.
+    pred, target: `[B, T, C]`; mel_len: `[B]` frames.
+    """
+    if kind not in _MEL_KINDS:
+        raise ValueError(f"unknown mel loss kind {kind!r}; expected one of {_MEL_KINDS}")
+    mask = sequence_mask(mel_len, pred.shape[1])[:, :, None]  # [B, T, 1]
+    diff = jnp.where(mask, pred - target, 0.0)
+    err = jnp.square(diff) if kind == "mse" else jnp.abs(diff)
+    n_valid = jnp.maximum(jnp.sum(mask), 1) * pred.shape[2]  # guards an all-empty batch against 0/0
+    return jnp.sum(err) / n_valid
+
+
+def masked_gate_loss(logits: jax.Array, target: jax.Array, mel_len: jax.Array, pos_weight: float = 1.0) -> jax.Array:
+    """Scalar stop-token BCE-with-logits, mean over valid frames, with PyTorch's pos_weight semantics.
+
+    loss = -[pw * y * log sigmoid(x) + (1 - y) * log(1 - sigmoid(x))], using log(1 - sigmoid(x)) =
+    log_sigmoid(-x) for stability. logits, target: `[B, T]` (target in {0, 1}); mel_len: `[B]` frames.
+    """
+    mask = sequence_mask(mel_len, logits.shape[1])
+    x = jnp.where(mask, logits, 0.0)
+    y = jnp.where(mask, target, 0.0).astype(x.dtype)
+    loss = -(pos_weight * y * jax.nn.log_sigmoid(x) + (1.0 - y) * jax.nn.log_sigmoid(-x))
+    return jnp.sum(jnp.where(mask, loss, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
+
+
+def guided_attention_weights(
+    text_len: jax.Array, dec_len: jax.Array, n_tokens: int, n_frames: int, sigma: float
+) -> jax.Array:
+    """Guided-attention penalty `[B, n_frames, n_tokens]` (Tachibana et al. 2017; ESPnet's layout).
+
+    W[b, t, n] = 1 - exp(-(n / N_b - t / T_b)^2 / (2 sigma^2)) for n < N_b = text_len[b] and
+    t < T_b = dec_len[b] (decoder steps); 0 outside that valid region.
+    """
+    text_len = jnp.asarray(text_len)
+    dec_len = jnp.asarray(dec_len)
+    n_b = jnp.maximum(text_len, 1).astype(jnp.float32)[:, None, None]  # max(., 1): no 0/0 for empty items
+    t_b = jnp.maximum(dec_len, 1).astype(jnp.float32)[:, None, None]
+    n = jnp.arange(n_tokens, dtype=jnp.float32)[None, None, :]
+    t = jnp.arange(n_frames, dtype=jnp.float32)[None, :, None]
+    w = 1.0 - jnp.exp(-jnp.square(n / n_b - t / t_b) / (2.0 * sigma**2))
+    valid = sequence_mask(dec_len, n_frames)[:, :, None] & sequence_mask(text_len, n_tokens)[:, None, :]
+    return jnp.where(valid, w, 0.0)
+
+
+def guided_attention_loss(
+    alignments: jax.Array,
+    text_len: jax.Array,
+    dec_len: jax.Array,
+    sigma: float,
+    normalization: str = "per_frame",
+) -> jax.Array:
+    """Scalar guided-attention loss for alignments `[B, T_dec, N]`; dec_len counts decoder steps.
+
+    Sums W * A over valid cells of the whole batch, then divides by
+      "per_cell":  the number of valid cells, sum_b N_b * T_b (ESPnet's masked mean);
+      "per_frame": the number of valid decoder frames, sum_b T_b (summed over tokens, mean over frames),
+                   which keeps the loss's scale independent of the text length.
+    """
+    if normalization not in _GA_NORMALIZATIONS:
+        raise ValueError(f"unknown guided-attention normalization {normalization!r}; expected {_GA_NORMALIZATIONS}")
+    _, n_frames, n_tokens = alignments.shape
+    w = guided_attention_weights(text_len, dec_len, n_tokens, n_frames, sigma)
+    valid = sequence_mask(dec_len, n_frames)[:, :, None] & sequence_mask(text_len, n_tokens)[:, None, :]
+    total = jnp.sum(w * jnp.where(valid, alignments, 0.0))
+    text_len = jnp.asarray(text_len, dtype=jnp.int32)
+    dec_len = jnp.asarray(dec_len, dtype=jnp.int32)
+    if normalization == "per_cell":
+        count = jnp.sum(jnp.minimum(text_len, n_tokens) * jnp.minimum(dec_len, n_frames))
+    else:
+        count = jnp.sum(jnp.where(text_len > 0, jnp.minimum(dec_len, n_frames), 0))
+    return total / jnp.maximum(count, 1).astype(total.dtype)

@@ -1,0 +1,263 @@
+"""Autoregressive decoder: prenet, location-sensitive attention, attention and decoder LSTMs, projections.
+
+The recurrence is written as a pure step function over explicit parameter arrays so that it runs under
+`lax.scan` (teacher forcing) and `lax.while_loop` (free-running inference) without lifted Flax transforms.
+Everything that does not depend on the recurrent state is hoisted out of the loop: the prenet of the
+teacher-forced frames, the memory projection, the fused location conv + dense kernel, and the mel/gate
+projections (applied to the stacked step features after the scan).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from taco_jax.model.layers import LSTMParams, torch_default_bias, xavier_uniform
+
+
+class DenseParams(nn.Module):
+    """A dense layer's parameters (kernel [in, out], optional bias [out]) returned as a dict."""
+
+    features_in: int
+    features_out: int
+    use_bias: bool = True
+    gain: str = "linear"
+
+    @nn.compact
+    def __call__(self) -> dict[str, jax.Array]:
+        p = {"kernel": self.param("kernel", xavier_uniform(self.gain), (self.features_in, self.features_out))}
+        if self.use_bias:
+            p["bias"] = self.param("bias", torch_default_bias(self.features_in), (self.features_out,))
+        return p
+
+
+class ConvParams(nn.Module):
+    """A 1-D conv kernel [K, in, out] without bias (the attention location conv)."""
+
+    kernel_size: int
+    features_in: int
+    features_out: int
+    gain: str = "linear"
+
+    @nn.compact
+    def __call__(self) -> jax.Array:
+        shape = (self.kernel_size, self.features_in, self.features_out)
+        return self.param("kernel", xavier_uniform(self.gain), shape)
+
+
+def dense(p: dict[str, jax.Array], x: jax.Array) -> jax.Array:
+    y = x @ p["kernel"]
+    return y + p["bias"] if "bias" in p else y
+
+
+class DecoderState(NamedTuple):
+    att_h: jax.Array  # [B, attention_rnn_dim]
+    att_c: jax.Array  # [B, attention_rnn_dim]
+    dec_h: jax.Array  # [B, decoder_rnn_dim]
+    dec_c: jax.Array  # [B, decoder_rnn_dim]
+    weights: jax.Array  # [B, N] attention weights of the previous step
+    weights_cum: jax.Array  # [B, N] cumulative attention weights
+    context: jax.Array  # [B, M] attention context
+
+
+class StepInputs(NamedTuple):
+    """Per-utterance constants of the recurrence, computed once before the loop."""
+
+    memory: jax.Array  # [B, N, M]
+    processed_memory: jax.Array  # [B, N, attention_dim]
+    text_mask: jax.Array  # [B, N] bool
+    location_kernel: jax.Array  # [K, 2, attention_dim], location conv fused with location dense
+    mask_value: float
+
+
+def decoder_step(
+    p: dict, state: DecoderState, prenet_out: jax.Array, inputs: StepInputs, keep_att=None, keep_dec=None
+) -> tuple[DecoderState, jax.Array]:
+    """One decoder step. prenet_out: [B, prenet_dim]; keep_*: dropout keep masks scaled by 1/(1-p), or None.
+
+    Returns the new state and the projection features [B, decoder_rnn_dim + M] (h_dec || context).
+    """
+    att_h, att_c = _lstm(p["attention_rnn"], jnp.concatenate([prenet_out, state.context], -1), state.att_h, state.att_c)
+    if keep_att is not None:
+        att_h = att_h * keep_att
+    location = jnp.stack([state.weights, state.weights_cum], axis=-1)  # [B, N, 2]: previous, cumulative
+    pad = (inputs.location_kernel.shape[0] - 1) // 2
+    location = jax.lax.conv_general_dilated(
+        location, inputs.location_kernel, (1,), [(pad, pad)], dimension_numbers=("NWC", "WIO", "NWC")
+    )
+    query = att_h @ p["query_layer"]["kernel"]
+    energies = jnp.tanh(query[:, None, :] + location + inputs.processed_memory) @ p["v"]["kernel"]
+    energies = jnp.where(inputs.text_mask, energies[..., 0], inputs.mask_value)
+    weights = jax.nn.softmax(energies.astype(jnp.float32), axis=-1).astype(energies.dtype)
+    context = jnp.einsum("bn,bnm->bm", weights, inputs.memory)
+    dec_h, dec_c = _lstm(p["decoder_rnn"], jnp.concatenate([att_h, context], -1), state.dec_h, state.dec_c)
+    if keep_dec is not None:
+        dec_h = dec_h * keep_dec
+    new_state = DecoderState(att_h, att_c, dec_h, dec_c, weights, state.weights_cum + weights, context)
+    return new_state, jnp.concatenate([dec_h, context], -1)
+
+
+def _lstm(p, x, h, c):
+    gates = x @ p["w_ih"] + h @ p["w_hh"] + p["bias"]
+    i, f, g, o = jnp.split(gates, 4, axis=-1)
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    return jax.nn.sigmoid(o) * jnp.tanh(c), c
+
+
+def _dropout_keep(key: jax.Array, rate: float, shape: tuple[int, ...], dtype) -> jax.Array:
+    keep = jax.random.bernoulli(key, 1.0 - rate, shape)
+    return keep.astype(dtype) / (1.0 - rate)
+
+
+class Decoder(nn.Module):
+    """Tacotron 2 decoder. Memory [B, N, M] -> mel frames, gate logits and alignments."""
+
+    n_mels: int = 80
+    r: int = 1  # frames per decoder step
+    prenet_dim: int = 256
+    prenet_dropout: float = 0.5
+    attention_rnn_dim: int = 1024
+    attention_dim: int = 128
+    location_filters: int = 32
+    location_kernel: int = 31
+    attention_dropout: float = 0.1
+    decoder_rnn_dim: int = 1024
+    decoder_dropout: float = 0.1
+    memory_dim: int = 512
+    mask_value: float = -1e4
+
+    def setup(self):
+        frame = self.n_mels * self.r
+        m = self.memory_dim
+        self.prenet_0 = DenseParams(frame, self.prenet_dim, use_bias=False)
+        self.prenet_1 = DenseParams(self.prenet_dim, self.prenet_dim, use_bias=False)
+        self.attention_rnn = LSTMParams(self.prenet_dim + m, self.attention_rnn_dim)
+        self.query_layer = DenseParams(self.attention_rnn_dim, self.attention_dim, use_bias=False, gain="tanh")
+        self.memory_layer = DenseParams(m, self.attention_dim, use_bias=False, gain="tanh")
+        self.v = DenseParams(self.attention_dim, 1, use_bias=False)
+        self.location_conv = ConvParams(self.location_kernel, 2, self.location_filters)
+        self.location_dense = DenseParams(self.location_filters, self.attention_dim, use_bias=False, gain="tanh")
+        self.decoder_rnn = LSTMParams(self.attention_rnn_dim + m, self.decoder_rnn_dim)
+        self.linear_projection = DenseParams(self.decoder_rnn_dim + m, frame)
+        self.gate_layer = DenseParams(self.decoder_rnn_dim + m, 1, gain="sigmoid")
+
+    def _params(self) -> dict:
+        return {
+            "prenet": (self.prenet_0(), self.prenet_1()),
+            "attention_rnn": self.attention_rnn(),
+            "query_layer": self.query_layer(),
+            "memory_layer": self.memory_layer(),
+            "v": self.v(),
+            "location_conv": self.location_conv(),
+            "location_dense": self.location_dense(),
+            "decoder_rnn": self.decoder_rnn(),
+            "linear_projection": self.linear_projection(),
+            "gate_layer": self.gate_layer(),
+        }
+
+    def _prenet(self, p, x: jax.Array, dropout_key: jax.Array | None) -> jax.Array:
+        keys = jax.random.split(dropout_key) if dropout_key is not None else (None, None)
+        for layer, key in zip(p["prenet"], keys, strict=True):
+            x = jax.nn.relu(dense(layer, x))
+            if key is not None:
+                x = x * _dropout_keep(key, self.prenet_dropout, x.shape, x.dtype)
+        return x
+
+    def _step_inputs(self, p, memory, text_mask) -> StepInputs:
+        fused = jnp.einsum("kif,fa->kia", p["location_conv"], p["location_dense"]["kernel"])
+        return StepInputs(memory, dense(p["memory_layer"], memory), text_mask, fused, self.mask_value)
+
+    def _initial_state(self, memory) -> DecoderState:
+        b, n, m = memory.shape
+        z = lambda d: jnp.zeros((b, d), memory.dtype)  # noqa: E731
+        return DecoderState(
+            z(self.attention_rnn_dim), z(self.attention_rnn_dim), z(self.decoder_rnn_dim), z(self.decoder_rnn_dim),
+            jnp.zeros((b, n), memory.dtype), jnp.zeros((b, n), memory.dtype), z(m),
+        )  # fmt: skip
+
+    def _project(self, p, features: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return dense(p["linear_projection"], features), dense(p["gate_layer"], features)[..., 0]
+
+    def __call__(
+        self, memory: jax.Array, text_mask: jax.Array, mel: jax.Array, train: bool
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Teacher-forced decoding.
+
+        memory [B, N, M], text_mask [B, N] bool, mel [B, T, n_mels] with T a multiple of r.
+        Returns mel [B, T, n_mels], gate logits [B, T/r], alignments [B, T/r, N].
+        """
+        p = self._params()
+        b, t, c = mel.shape
+        steps = t // self.r
+        frames = mel.reshape(b, steps, c * self.r)
+        previous = jnp.concatenate([jnp.zeros_like(frames[:, :1]), frames[:, :-1]], axis=1)  # go frame first
+        prenet_key = self.make_rng("dropout") if train else None
+        prenet_out = jnp.swapaxes(self._prenet(p, previous, prenet_key), 0, 1)  # [steps, B, prenet_dim]
+        if train:
+            k_att, k_dec = jax.random.split(self.make_rng("dropout"))
+            keep_att = _dropout_keep(k_att, self.attention_dropout, (steps, b, self.attention_rnn_dim), mel.dtype)
+            keep_dec = _dropout_keep(k_dec, self.decoder_dropout, (steps, b, self.decoder_rnn_dim), mel.dtype)
+        else:
+            keep_att = keep_dec = None
+        inputs = self._step_inputs(p, memory, text_mask)
+
+        def body(state, xs):
+            x, ka, kd = xs
+            state, features = decoder_step(p, state, x, inputs, ka, kd)
+            return state, (features, state.weights)
+
+        _, (features, weights) = jax.lax.scan(body, self._initial_state(memory), (prenet_out, keep_att, keep_dec))
+        mel_out, gate = self._project(p, jnp.swapaxes(features, 0, 1))
+        return mel_out.reshape(b, t, c), gate, jnp.swapaxes(weights, 0, 1)
+
+    def infer(
+        self, memory: jax.Array, text_mask: jax.Array, max_steps: int, gate_threshold: float, prenet_dropout: bool
+    ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
+        """Batched free-running decoding; each item stops when sigmoid(gate) > gate_threshold.
+
+        Returns mel [B, max_steps*r, n_mels], gate logits [B, max_steps], alignments [B, max_steps, N],
+        lengths [B] in decoder steps, stopped [B] bool (False: the step limit ended it).
+        """
+        p = self._params()
+        b, n, _ = memory.shape
+        frame = self.n_mels * self.r
+        inputs = self._step_inputs(p, memory, text_mask)
+        key = self.make_rng("dropout") if prenet_dropout else None
+        dtype = memory.dtype
+
+        class Loop(NamedTuple):
+            step: jax.Array
+            state: DecoderState
+            frame: jax.Array
+            done: jax.Array
+            lengths: jax.Array
+            mels: jax.Array
+            gates: jax.Array
+            weights: jax.Array
+
+        def cond(s: Loop):
+            return (s.step < max_steps) & ~jnp.all(s.done)
+
+        def body(s: Loop):
+            step_key = jax.random.fold_in(key, s.step) if key is not None else None
+            x = self._prenet(p, s.frame, step_key)
+            state, features = decoder_step(p, s.state, x, inputs)
+            mel_t, gate_t = self._project(p, features)
+            stop = jax.nn.sigmoid(gate_t) > gate_threshold
+            lengths = jnp.where(s.done, s.lengths, s.step + 1)
+            return Loop(
+                s.step + 1, state, mel_t, s.done | stop, lengths,
+                s.mels.at[s.step].set(mel_t), s.gates.at[s.step].set(gate_t), s.weights.at[s.step].set(state.weights),
+            )  # fmt: skip
+
+        init = Loop(
+            jnp.int32(0), self._initial_state(memory), jnp.zeros((b, frame), dtype), jnp.zeros((b,), bool),
+            jnp.zeros((b,), jnp.int32), jnp.zeros((max_steps, b, frame), dtype), jnp.zeros((max_steps, b), dtype),
+            jnp.zeros((max_steps, b, n), dtype),
+        )  # fmt: skip
+        out = jax.lax.while_loop(cond, body, init)
+        mels = jnp.swapaxes(out.mels, 0, 1).reshape(b, max_steps * self.r, self.n_mels)
+        return mels, out.gates.T, jnp.swapaxes(out.weights, 0, 1), out.lengths, out.done

@@ -1,0 +1,96 @@
+"""Monitoring: metrics.jsonl, tensorboardX scalars/images/audio, and plots of alignments, mels and gates."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from collections.abc import Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: plots are written to files and TensorBoard only
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _figure_to_array(fig) -> np.ndarray:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    buf.seek(0)
+    return plt.imread(buf)[..., :3]
+
+
+def plot_alignment(alignment: np.ndarray, title: str = "") -> np.ndarray:
+    """alignment [T_dec, N] -> RGB image [H, W, 3] in [0, 1] (tokens on y, decoder steps on x)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    im = ax.imshow(alignment.T, aspect="auto", origin="lower", interpolation="none", vmin=0.0, vmax=1.0)
+    fig.colorbar(im, ax=ax)
+    ax.set_xlabel("decoder step")
+    ax.set_ylabel("text token")
+    ax.set_title(title)
+    return _figure_to_array(fig)
+
+
+def plot_mel(mel: np.ndarray, title: str = "") -> np.ndarray:
+    """mel [frames, n_mels] -> RGB image."""
+    fig, ax = plt.subplots(figsize=(8, 3))
+    im = ax.imshow(mel.T, aspect="auto", origin="lower", interpolation="none")
+    fig.colorbar(im, ax=ax)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("mel channel")
+    ax.set_title(title)
+    return _figure_to_array(fig)
+
+
+def plot_gate(gate_prob: np.ndarray, title: str = "") -> np.ndarray:
+    """gate_prob [steps] (sigmoid of the logits) -> RGB image."""
+    fig, ax = plt.subplots(figsize=(8, 2))
+    ax.plot(gate_prob, color="tab:red")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("decoder step")
+    ax.set_ylabel("stop probability")
+    ax.set_title(title)
+    return _figure_to_array(fig)
+
+
+def save_png(path: str, image: np.ndarray) -> None:
+    tmp = f"{path}.tmp.png"
+    plt.imsave(tmp, np.clip(image, 0.0, 1.0))
+    os.replace(tmp, path)
+
+
+class Monitor:
+    """Writes metrics.jsonl and TensorBoard events under a run directory."""
+
+    def __init__(self, run_dir: str, sampling_rate: int):
+        from tensorboardX import SummaryWriter
+
+        self.run_dir = run_dir
+        self.sampling_rate = sampling_rate
+        self.writer = SummaryWriter(os.path.join(run_dir, "tb"))
+        self._jsonl = open(os.path.join(run_dir, "metrics.jsonl"), "a")  # noqa: SIM115 — kept open for the run
+
+    def scalars(self, step: int, metrics: Mapping[str, float]) -> None:
+        clean = {k: float(v) for k, v in metrics.items()}
+        for k, v in clean.items():
+            if math.isfinite(v):
+                self.writer.add_scalar(k, v, step)
+        record = {"step": int(step), **{k: (v if math.isfinite(v) else None) for k, v in clean.items()}}
+        self._jsonl.write(json.dumps(record) + "\n")
+        self._jsonl.flush()
+
+    def image(self, tag: str, step: int, image: np.ndarray) -> None:
+        self.writer.add_image(tag, image, step, dataformats="HWC")
+
+    def audio(self, tag: str, step: int, wav: np.ndarray) -> None:
+        self.writer.add_audio(tag, np.clip(wav, -1.0, 1.0), step, sample_rate=self.sampling_rate)
+
+    def text(self, tag: str, step: int, text: str) -> None:
+        self.writer.add_text(tag, text, step)
+
+    def close(self) -> None:
+        self.writer.close()
+        self._jsonl.close()

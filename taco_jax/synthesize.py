@@ -1,0 +1,163 @@
+"""Text -> mel -> wav: the synthesis API and CLI.
+
+    python -m taco_jax.synthesize --checkpoint RUN_OR_CKPT (--text "..." | --text-file F) --out-dir D
+
+writes per input line NNN.wav (Griffin-Lim), NNN.png (alignment), NNN.npy (log-mel [frames, n_mels]) and
+report.json (a list, in input order, of {text, frames, seconds, stopped, wav, mel}).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from taco_jax.audio import griffin_lim, save_wav
+from taco_jax.config import Config, write_text_atomic
+from taco_jax.model import Tacotron2
+from taco_jax.text import SymbolTable, text_to_sequence
+
+log = logging.getLogger("taco_jax.synthesize")
+
+TEXT_PAD_MULTIPLE = 32  # text lengths are padded to a multiple of this to bound recompilation
+
+
+@dataclass
+class Synthesis:
+    text: str
+    mel: np.ndarray  # [frames, n_mels] log-mel after the postnet
+    alignment: np.ndarray  # [decoder steps, tokens]
+    gate_prob: np.ndarray  # [decoder steps]
+    frames: int
+    stopped: bool  # the gate ended it (not max_decoder_steps)
+
+
+class Synthesizer:
+    """Batched free-running synthesis from a model and its variables."""
+
+    def __init__(self, cfg: Config, model: Tacotron2, variables, table: SymbolTable, seed: int = 0):
+        self.cfg = cfg
+        self.model = model
+        self.variables = variables
+        self.table = table
+        self.rng = jax.random.PRNGKey(seed)
+        self._infer = jax.jit(
+            lambda v, text, text_len, rng: model.apply(v, text, text_len, method=model.infer, rngs={"dropout": rng})
+        )
+
+    def encode(self, text: str) -> np.ndarray:
+        ids, unknown = text_to_sequence(text, self.table, self.cfg.text.cleaners, self.cfg.text.add_eos)
+        if unknown:
+            log.warning("dropped characters not in the symbol table: %s (text: %r)", dict(unknown), text)
+        if len(ids) == 0:
+            raise ValueError(f"text cleans to nothing: {text!r}")
+        return ids
+
+    def __call__(self, texts: Sequence[str], batch_size: int = 8, variables=None) -> list[Synthesis]:
+        variables = self.variables if variables is None else variables
+        results: list[Synthesis] = []
+        encoded = [self.encode(t) for t in texts]
+        for start in range(0, len(texts), batch_size):
+            chunk = encoded[start : start + batch_size]
+            n_real = len(chunk)
+            width = -(-max(len(x) for x in chunk) // TEXT_PAD_MULTIPLE) * TEXT_PAD_MULTIPLE
+            b = batch_size if len(texts) > batch_size else n_real
+            chunk = chunk + [chunk[-1]] * (b - n_real)  # a fixed batch size: one program per text width
+            text = np.zeros((b, width), np.int32)
+            for i, ids in enumerate(chunk):
+                text[i, : len(ids)] = ids
+            text_len = np.array([len(x) for x in chunk], np.int32)
+            out = jax.device_get(self._infer(variables, jnp.asarray(text), jnp.asarray(text_len), self.rng))
+            r = self.cfg.model.n_frames_per_step
+            for i in range(n_real):
+                frames = int(out.lengths[i])
+                steps = frames // r
+                results.append(
+                    Synthesis(
+                        text=texts[start + i],
+                        mel=np.asarray(out.mel_post[i, :frames], np.float32),
+                        alignment=np.asarray(out.alignments[i, :steps, : text_len[i]]),
+                        gate_prob=np.asarray(jax.nn.sigmoid(out.gate[i, :steps])),
+                        frames=frames,
+                        stopped=bool(out.stopped[i]),
+                    )
+                )
+        return results
+
+    def vocode(self, mel: np.ndarray, n_iters: int | None = None) -> np.ndarray:
+        return griffin_lim(mel, self.cfg.audio, n_iters or self.cfg.run.griffin_lim_iters)
+
+
+def write_outputs(synth: Synthesizer, results: list[Synthesis], out_dir: str) -> list[dict]:
+    """Write NNN.wav / NNN.png / NNN.npy for each result and report.json; returns the report."""
+    from taco_jax.monitor import plot_alignment, save_png
+
+    os.makedirs(out_dir, exist_ok=True)
+    report = []
+    sr = synth.cfg.audio.sampling_rate
+    for i, res in enumerate(results):
+        stem = f"{i:03d}"
+        save_wav(os.path.join(out_dir, f"{stem}.wav"), synth.vocode(res.mel), sr)
+        save_png(os.path.join(out_dir, f"{stem}.png"), plot_alignment(res.alignment, res.text[:60]))
+        tmp = os.path.join(out_dir, f".{stem}.tmp.npy")
+        np.save(tmp, res.mel)
+        os.replace(tmp, os.path.join(out_dir, f"{stem}.npy"))
+        report.append(
+            {
+                "text": res.text,
+                "frames": res.frames,
+                "seconds": res.frames * synth.cfg.audio.hop_length / sr,
+                "stopped": res.stopped,
+                "wav": f"{stem}.wav",
+                "mel": f"{stem}.npy",
+            }
+        )
+    write_text_atomic(os.path.join(out_dir, "report.json"), json.dumps(report, indent=2))
+    return report
+
+
+def load_synthesizer(checkpoint: str, overrides: Sequence[str] = (), seed: int = 0) -> Synthesizer:
+    from taco_jax.checkpoint import restore_model, restore_symbols
+
+    cfg, model, variables = restore_model(checkpoint, overrides)
+    return Synthesizer(cfg, model, variables, restore_symbols(checkpoint), seed)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m taco_jax.synthesize", description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="run directory, checkpoints directory or step directory")
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--text", action="append", help="a sentence to synthesize (repeatable)")
+    group.add_argument("--text-file", help="a UTF-8 file with one sentence per line")
+    parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.text_file:
+        with open(args.text_file, encoding="utf-8") as f:
+            texts = [line.strip() for line in f if line.strip()]
+        if not texts:
+            parser.error(f"{args.text_file}: no non-empty lines")
+    else:
+        texts = args.text
+    synth = load_synthesizer(args.checkpoint, args.set, args.seed)
+    results = synth(texts, batch_size=args.batch_size)
+    report = write_outputs(synth, results, args.out_dir)
+    for item in report:
+        status = "stopped" if item["stopped"] else "hit max_decoder_steps"
+        print(f"{item['wav']}: {item['seconds']:.2f} s, {status}: {item['text']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

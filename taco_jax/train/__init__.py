@@ -1,0 +1,1 @@
+"""Training: the train state, pure steps, and the host loop."""

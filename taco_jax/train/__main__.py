@@ -1,0 +1,46 @@
+"""python -m taco_jax.train --config FILE [--set a.b=v ...] [--resume] [--warm-start CKPT [--ignore REGEX ...]]"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from taco_jax.config import ConfigError, load_config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m taco_jax.train", description="Train a Tacotron 2.")
+    parser.add_argument("--config", help="YAML config (e.g. configs/demo.yaml); with --resume, defaults to the run's")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted config override")
+    parser.add_argument("--resume", action="store_true", help="continue the latest run of this run.name")
+    parser.add_argument("--warm-start", metavar="CKPT", help="initialise parameters from a checkpoint or run")
+    parser.add_argument("--ignore", action="append", default=[], metavar="REGEX", help="parameters not warm-started")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.config is None and not args.resume:
+        parser.error("--config is required (unless --resume)")
+    try:
+        cfg = load_config(args.config, args.set)
+        if args.resume:
+            from taco_jax.train.loop import choose_run_dir
+
+            stored = choose_run_dir(cfg, resume=True) / "config.yaml"
+            cfg = load_config(str(stored), args.set)  # the run's own config; --set may extend it (max_steps)
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from taco_jax.train.loop import train
+
+    result = train(cfg, resume=args.resume, warm_start=args.warm_start, ignore=args.ignore,
+                   progress=False if args.no_progress else None)  # fmt: skip
+    summary = "  ".join(f"{k}={v:.4f}" for k, v in sorted(result.val_metrics.items()))
+    print(f"finished at step {result.step}; run directory {Path(result.run_dir)}\n{summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""The train state: one pytree holding everything that changes during training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from taco_jax.model import Tacotron2
+
+
+class TrainState(flax.struct.PyTreeNode):
+    step: jax.Array  # i32 optimizer steps taken
+    params: Any
+    batch_stats: Any
+    opt_state: optax.OptState
+    rng: jax.Array  # base PRNG key; step keys are fold_in(rng, step)
+
+
+def init_variables(model: Tacotron2, key: jax.Array, n_mels: int, r: int) -> dict:
+    """Initialise params and batch_stats from a tiny dummy batch (shapes do not depend on lengths)."""
+    text = jnp.ones((1, 4), jnp.int32)
+    mel = jnp.zeros((1, 2 * r, n_mels), jnp.float32)
+    lengths_t, lengths_m = jnp.array([4], jnp.int32), jnp.array([2 * r], jnp.int32)
+    k_params, k_dropout = jax.random.split(key)
+    return model.init({"params": k_params, "dropout": k_dropout}, text, lengths_t, mel, lengths_m, train=False)
+
+
+def create_train_state(model: Tacotron2, tx: optax.GradientTransformation, seed: int, n_mels: int) -> TrainState:
+    key = jax.random.PRNGKey(seed)
+    k_init, k_train = jax.random.split(key)
+    variables = init_variables(model, k_init, n_mels, model.cfg.n_frames_per_step)
+    params = variables["params"]
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=variables.get("batch_stats", {}),
+        opt_state=tx.init(params),
+        rng=k_train,
+    )
+
+
+def count_params(params) -> int:
+    return int(sum(x.size for x in jax.tree.leaves(params)))

@@ -1,0 +1,128 @@
+"""Pure train and eval steps: `train_step(state, batch) -> (state, metrics)`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from taco_jax import diagnostics, losses
+from taco_jax.config import Config, GuidedAttentionConfig
+from taco_jax.data.pipeline import Batch
+from taco_jax.model import Tacotron2, Tacotron2Outputs
+from taco_jax.train.optimizer import lr_schedule
+from taco_jax.train.state import TrainState
+
+
+def ga_weight_schedule(cfg: GuidedAttentionConfig, step: jax.Array) -> jax.Array:
+    """Guided-attention loss weight at an optimizer step (0 when disabled)."""
+    if not cfg.enabled:
+        return jnp.zeros((), jnp.float32)
+    if cfg.schedule == "constant":
+        return jnp.asarray(cfg.weight, jnp.float32)
+    return jnp.maximum(cfg.floor, cfg.weight * jnp.power(cfg.decay, step.astype(jnp.float32)))
+
+
+def tacotron2_loss(
+    outputs: Tacotron2Outputs, batch: Batch, cfg: Config, ga_weight: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Total loss = w_mel * (mel + mel_post) + w_gate * gate + ga_weight * guided attention (all masked)."""
+    r = cfg.model.n_frames_per_step
+    lc = cfg.loss
+    dec_len = losses.decoder_lengths(batch.mel_len, r)
+    # The gate speaks once per decoder step: its target is the frame target at the step's last frame.
+    gate_target = batch.gate[:, r - 1 :: r]
+    mel_loss = losses.masked_mel_loss(outputs.mel, batch.mel, batch.mel_len, lc.mel_loss)
+    post_loss = losses.masked_mel_loss(outputs.mel_post, batch.mel, batch.mel_len, lc.mel_loss)
+    gate_loss = losses.masked_gate_loss(outputs.gate, gate_target, dec_len, lc.gate_pos_weight)
+    if lc.guided_attention.enabled:
+        ga = lc.guided_attention
+        ga_loss = losses.guided_attention_loss(outputs.alignments, batch.text_len, dec_len, ga.sigma, ga.normalization)
+    else:
+        ga_loss = jnp.zeros((), jnp.float32)
+    total = lc.mel_weight * (mel_loss + post_loss) + lc.gate_weight * gate_loss + ga_weight * ga_loss
+    return total, {
+        "loss": total,
+        "mel_loss": mel_loss,
+        "mel_post_loss": post_loss,
+        "gate_loss": gate_loss,
+        "ga_loss": ga_loss,
+    }
+
+
+def _alignment_metrics(outputs: Tacotron2Outputs, batch: Batch, cfg: Config) -> dict[str, jax.Array]:
+    dec_len = losses.decoder_lengths(batch.mel_len, cfg.model.n_frames_per_step)
+    d = cfg.diagnostics
+    return diagnostics.alignment_metrics(
+        outputs.alignments, batch.text_len, dec_len, band=d.band_tokens, coverage_threshold=d.coverage_threshold
+    )
+
+
+def make_train_step(model: Tacotron2, tx: optax.GradientTransformation, cfg: Config) -> Callable:
+    """Returns the jit-compiled `train_step(state, batch) -> (state, metrics)`; the state is donated."""
+    schedule = lr_schedule(cfg.optim)
+
+    def loss_fn(params, batch_stats, batch: Batch, rng, ga_weight):
+        outputs, new_vars = model.apply(
+            {"params": params, "batch_stats": batch_stats},
+            batch.text, batch.text_len, batch.mel, batch.mel_len,
+            train=True, rngs={"dropout": rng}, mutable=["batch_stats"],
+        )  # fmt: skip
+        total, terms = tacotron2_loss(outputs, batch, cfg, ga_weight)
+        return total, (terms, new_vars["batch_stats"], outputs)
+
+    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
+        rng = jax.random.fold_in(state.rng, state.step)
+        ga_weight = ga_weight_schedule(cfg.loss.guided_attention, state.step)
+        (_, (terms, batch_stats, outputs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, state.batch_stats, batch, rng, ga_weight
+        )
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {f"train/{k}": v for k, v in terms.items()}
+        metrics["train/grad_norm"] = optax.tree.norm(grads)  # before clipping
+        metrics["train/lr"] = schedule(state.step)
+        metrics["train/ga_weight"] = ga_weight
+        metrics["train/clip_threshold"] = jnp.asarray(cfg.optim.grad_clip, jnp.float32)
+        metrics.update({f"train/{k}": v for k, v in _alignment_metrics(outputs, batch, cfg).items()})
+        new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
+        return new_state, metrics
+
+    return jax.jit(train_step, donate_argnums=0)
+
+
+def make_eval_step(model: Tacotron2, cfg: Config) -> Callable:
+    """Returns jit `eval_step(params, batch_stats, batch) -> metrics`: teacher-forced, dropout off."""
+
+    def eval_step(params, batch_stats, batch: Batch) -> dict[str, jax.Array]:
+        outputs = model.apply(
+            {"params": params, "batch_stats": batch_stats},
+            batch.text, batch.text_len, batch.mel, batch.mel_len, train=False,
+        )  # fmt: skip
+        r = cfg.model.n_frames_per_step
+        ga_weight = ga_weight_schedule(cfg.loss.guided_attention, jnp.zeros((), jnp.int32))
+        _, terms = tacotron2_loss(outputs, batch, cfg, ga_weight)
+        # val/loss is the reconstruction + gate loss: comparable across GA weights and schedules.
+        terms["loss"] = cfg.loss.mel_weight * (terms["mel_loss"] + terms["mel_post_loss"]) + (
+            cfg.loss.gate_weight * terms["gate_loss"]
+        )
+        dec_len = losses.decoder_lengths(batch.mel_len, r)
+        gate_target = batch.gate[:, r - 1 :: r]
+        metrics = dict(terms)
+        metrics.update(_alignment_metrics(outputs, batch, cfg))
+        metrics["gate_acc"] = diagnostics.gate_accuracy(outputs.gate, gate_target, dec_len)
+        metrics["stop_frame_error"] = diagnostics.stop_frame_error(outputs.gate, dec_len) * r
+        return metrics
+
+    return jax.jit(eval_step)
+
+
+def make_infer_fn(model: Tacotron2) -> Callable:
+    """Returns jit `infer(variables, text, text_len, rng) -> InferenceOutputs` (free-running, batched)."""
+
+    def infer(variables, text, text_len, rng):
+        return model.apply(variables, text, text_len, method=model.infer, rngs={"dropout": rng})
+
+    return jax.jit(infer)

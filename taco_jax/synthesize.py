@@ -22,6 +22,7 @@ import numpy as np
 
 from taco_jax.audio import griffin_lim, save_wav
 from taco_jax.config import Config, write_text_atomic
+from taco_jax.logging_setup import setup_logging
 from taco_jax.model import Tacotron2
 from taco_jax.text import SymbolTable, text_to_sequence
 
@@ -142,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     if args.text_file:
         with open(args.text_file, encoding="utf-8") as f:
             texts = [line.strip() for line in f if line.strip()]

@@ -84,9 +84,9 @@ def evaluate(checkpoint: str, tolerance: float = 0.15) -> dict:
         "mean_dtw_mse_espeak_vs_other_sentence": base_err,
         "error_ratio": model_err / base_err,
     }
-    summary["pass"] = bool(
-        summary["stopped"] == len(rows) and summary["length_within_tolerance"] == len(rows) and model_err <= 0.5 * base_err
-    )
+    all_stop = summary["stopped"] == len(rows)
+    all_lengths = summary["length_within_tolerance"] == len(rows)
+    summary["pass"] = bool(all_stop and all_lengths and model_err <= 0.5 * base_err)
     return {"summary": summary, "sentences": rows}
 
 

@@ -102,19 +102,16 @@ def resolve_checkpoint(path: str | os.PathLike) -> tuple[Path, int]:
 
 
 def read_meta(ckpt_dir: Path, step: int) -> dict:
-    import json
-
-    meta_dir = ckpt_dir / str(step) / "meta"
-    candidates = [meta_dir / "metadata"] + sorted(meta_dir.glob("*")) if meta_dir.is_dir() else []
-    for f in candidates:
-        if f.is_file():
-            try:
-                data = json.loads(f.read_text())
-            except (ValueError, UnicodeDecodeError):
-                continue
-            if isinstance(data, dict) and "config" in data:
-                return data
-    raise CheckpointError(f"{meta_dir}: missing or unreadable checkpoint metadata (config, symbols)")
+    """The JSON item of a checkpoint (config, symbol table, data iterator state, ...)."""
+    manager = Checkpointer(ckpt_dir, read_only=True).manager
+    try:
+        meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    except Exception as e:
+        raise CheckpointError(f"{ckpt_dir / str(step)}/meta: missing or unreadable checkpoint metadata: {e}") from e
+    for key in ("config", "symbols"):
+        if not isinstance(meta, dict) or key not in meta:
+            raise CheckpointError(f"{ckpt_dir / str(step)}/meta: checkpoint metadata has no '{key}'")
+    return meta
 
 
 def restore_model(

@@ -194,7 +194,9 @@ def _validate(cfg: Config, source: str) -> None:
             raise ConfigError(f"{source}: config key '{key}' = {value!r}; expected one of {allowed}")
     for i, bucket in enumerate(cfg.data.buckets):
         if len(bucket) != 2 or min(bucket) <= 0:
-            raise ConfigError(f"{source}: config key 'data.buckets[{i}]' = {bucket}; expected [text_len, mel_frames] > 0")
+            raise ConfigError(
+                f"{source}: config key 'data.buckets[{i}]' = {bucket}; expected [text_len, mel_frames] > 0"
+            )
         if bucket[1] % cfg.model.n_frames_per_step:
             raise ConfigError(
                 f"{source}: config key 'data.buckets[{i}]' mel_frames {bucket[1]} is not a multiple of "

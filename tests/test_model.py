@@ -127,9 +127,10 @@ def test_inference_stops_on_gate_and_enforces_max_steps(tiny):
         params["decoder"]["gate_layer"]["bias"] = jnp.full((1,), value)
         return {"params": params, "batch_stats": variables["batch_stats"]}
 
-    never = model.apply(with_gate_bias(-50.0), text, tl, 30, method=model.infer, rngs={"dropout": jax.random.PRNGKey(0)})
+    rngs = {"dropout": jax.random.PRNGKey(0)}
+    never = model.apply(with_gate_bias(-50.0), text, tl, 30, method=model.infer, rngs=rngs)
     assert never.lengths.tolist() == [30, 30] and not bool(never.stopped.any())
-    now = model.apply(with_gate_bias(50.0), text, tl, 30, method=model.infer, rngs={"dropout": jax.random.PRNGKey(0)})
+    now = model.apply(with_gate_bias(50.0), text, tl, 30, method=model.infer, rngs=rngs)
     assert now.lengths.tolist() == [3, 3] and bool(now.stopped.all())  # one decoder step of r=3 frames
     assert float(jnp.abs(now.mel_post[:, 3:]).max()) == 0.0
 
@@ -142,3 +143,69 @@ def test_initialisation_follows_nvidia_gains(tiny):
     lstm = np.asarray(variables["params"]["decoder"]["attention_rnn"]["w_hh"])
     h = lstm.shape[0]
     assert np.abs(lstm).max() <= 1 / math.sqrt(h) and np.abs(lstm).max() > 0.9 / math.sqrt(h)
+
+
+def test_location_features_equal_a_same_convolution():
+    from taco_jax.model.decoder import location_features
+
+    w = jax.random.uniform(jax.random.PRNGKey(0), (3, 17))
+    cum = jax.random.uniform(jax.random.PRNGKey(1), (3, 17))
+    kernel = jax.random.normal(jax.random.PRNGKey(2), (7, 2, 5))
+    reference = jax.lax.conv_general_dilated(
+        jnp.stack([w, cum], -1), kernel, (1,), [(3, 3)], dimension_numbers=("NWC", "WIO", "NWC")
+    )
+    np.testing.assert_allclose(np.asarray(location_features(w, cum, kernel)), np.asarray(reference), atol=1e-5)
+
+
+def reference_decoder(p, memory, text_len, mel, r):
+    """NVIDIA's decoder loop written plainly (concatenated LSTM inputs, lax.conv location layer, -inf mask),
+    eval mode. Returns mel [B, T, 80], gate logits [B, T/r], alignments [B, T/r, N]."""
+    b, n, _ = memory.shape
+    steps = mel.shape[1] // r
+    frames = mel.reshape(b, steps, -1)
+    previous = jnp.concatenate([jnp.zeros_like(frames[:, :1]), frames[:, :-1]], axis=1)
+    processed_memory = memory @ p["memory_layer"]["kernel"]
+    mask = jnp.arange(n)[None] < text_len[:, None]
+
+    def lstm(q, x, h, c):
+        i, f, g, o = jnp.split(x @ q["w_ih"] + h @ q["w_hh"] + q["bias"], 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        return jax.nn.sigmoid(o) * jnp.tanh(c), c
+
+    h_att = c_att = jnp.zeros((b, p["attention_rnn"]["w_hh"].shape[0]))
+    h_dec = c_dec = jnp.zeros((b, p["decoder_rnn"]["w_hh"].shape[0]))
+    w = cum = jnp.zeros((b, n))
+    ctx = jnp.zeros((b, memory.shape[-1]))
+    k = p["location_conv"]["kernel"].shape[0]
+    mels, gates, aligns = [], [], []
+    for t in range(steps):
+        x = previous[:, t]
+        for layer in ("prenet_0", "prenet_1"):
+            x = jax.nn.relu(x @ p[layer]["kernel"])
+        h_att, c_att = lstm(p["attention_rnn"], jnp.concatenate([x, ctx], -1), h_att, c_att)
+        loc = jax.lax.conv_general_dilated(
+            jnp.stack([w, cum], -1), p["location_conv"]["kernel"], (1,), [(k // 2, k // 2)],
+            dimension_numbers=("NWC", "WIO", "NWC"),
+        ) @ p["location_dense"]["kernel"]  # fmt: skip
+        query = (h_att @ p["query_layer"]["kernel"])[:, None]
+        e = (jnp.tanh(query + loc + processed_memory) @ p["v"]["kernel"])[..., 0]
+        w = jax.nn.softmax(jnp.where(mask, e, -jnp.inf), axis=-1)
+        ctx = jnp.einsum("bn,bnm->bm", w, memory)
+        cum = cum + w
+        h_dec, c_dec = lstm(p["decoder_rnn"], jnp.concatenate([h_att, ctx], -1), h_dec, c_dec)
+        out = jnp.concatenate([h_dec, ctx], -1)
+        mels.append(out @ p["linear_projection"]["kernel"] + p["linear_projection"]["bias"])
+        gates.append((out @ p["gate_layer"]["kernel"] + p["gate_layer"]["bias"])[:, 0])
+        aligns.append(w)
+    return jnp.stack(mels, 1).reshape(b, steps * r, -1), jnp.stack(gates, 1), jnp.stack(aligns, 1)
+
+
+def test_decoder_matches_a_plain_reference_loop(tiny):
+    model, variables = tiny
+    text, tl, mel, ml = _batch(4, 2, 7, 12, [7, 4], [12, 12])
+    out = model.apply(variables, text, tl, mel, ml)
+    memory, _ = model.apply(variables, text, tl, method=model.encode)
+    ref_mel, ref_gate, ref_align = reference_decoder(variables["params"]["decoder"], memory, tl, mel, 3)
+    np.testing.assert_allclose(np.asarray(out.alignments), np.asarray(ref_align), atol=2e-5)
+    np.testing.assert_allclose(np.asarray(out.gate), np.asarray(ref_gate), atol=2e-5)
+    np.testing.assert_allclose(np.asarray(out.mel), np.asarray(ref_mel), atol=2e-5)

@@ -1,6 +1,7 @@
 """Training: one step of the full NVIDIA model, exact resume, compile counts, checkpoints and synthesis."""
 
 import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -71,8 +72,9 @@ def test_epoch_compiles_one_program_per_bucket_plus_eval(tiny_corpus, tmp_path):
     assert compiles <= 2 * n_buckets + 1  # train per bucket + eval per bucket + one inference program
     assert {"train/loss", "train/grad_norm", "train/lr", "perf/step_s"} <= set(records[0])
     val = [r for r in records if "val/loss" in r][-1]
-    assert {"val/align_diag", "val/align_focus", "val/align_monotonic", "val/align_coverage", "val/gate_acc"} <= set(val)
-    assert list((result.run_dir and __import__("pathlib").Path(result.run_dir) / "samples").glob("*.wav"))
+    expected = {"val/align_diag", "val/align_focus", "val/align_monotonic", "val/align_coverage", "val/gate_acc"}
+    assert expected <= set(val)
+    assert list((Path(result.run_dir) / "samples").glob("*.wav"))
 
 
 def test_restore_model_and_unreadable_checkpoint(tiny_corpus, tmp_path):

@@ -3,8 +3,8 @@
 The recurrence is written as a pure step function over explicit parameter arrays so that it runs under
 `lax.scan` (teacher forcing) and `lax.while_loop` (free-running inference) without lifted Flax transforms.
 Everything that does not depend on the recurrent state is hoisted out of the loop: the prenet of the
-teacher-forced frames, the memory projection, the fused location conv + dense kernel, and the mel/gate
-projections (applied to the stacked step features after the scan).
+teacher-forced frames, the memory projection, and the mel/gate projections (applied to the stacked step
+features after the scan).
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ class DecoderState(NamedTuple):
     weights: jax.Array  # [B, N] attention weights of the previous step
     weights_cum: jax.Array  # [B, N] cumulative attention weights
     context: jax.Array  # [B, M] attention context
+    context_proj: jax.Array  # [B, 4 * attention_rnn_dim]: context's term in the next attention-LSTM input
 
 
 class StepInputs(NamedTuple):
@@ -69,38 +70,47 @@ class StepInputs(NamedTuple):
     memory: jax.Array  # [B, N, M]
     processed_memory: jax.Array  # [B, N, attention_dim]
     text_mask: jax.Array  # [B, N] bool
-    location_kernel: jax.Array  # [K, 2, attention_dim], location conv fused with location dense
+    location_conv: jax.Array  # [K, 2, F] location conv kernel
+    location_dense: jax.Array  # [F, attention_dim]
+    w_context: jax.Array  # [M, 4 * (attention_rnn_dim + decoder_rnn_dim)]: both LSTMs' context columns
+    w_dec_att: jax.Array  # [attention_rnn_dim, 4 * decoder_rnn_dim]: decoder LSTM's attention-h columns
     mask_value: float
 
 
 def decoder_step(
-    p: dict, state: DecoderState, prenet_out: jax.Array, inputs: StepInputs, keep_att=None, keep_dec=None
+    p: dict, state: DecoderState, prenet_proj: jax.Array, inputs: StepInputs, keep_att=None, keep_dec=None
 ) -> tuple[DecoderState, jax.Array]:
-    """One decoder step. prenet_out: [B, prenet_dim]; keep_*: dropout keep masks scaled by 1/(1-p), or None.
+    """One decoder step; keep_*: dropout keep masks scaled by 1/(1-p), or None.
 
+    prenet_proj [B, 4 * attention_rnn_dim] is the prenet output's term of the attention-LSTM input plus its
+    bias (hoisted out of the loop). The context feeds both LSTMs through one fused product per step.
     Returns the new state and the projection features [B, decoder_rnn_dim + M] (h_dec || context).
     """
-    att_h, att_c = _lstm(p["attention_rnn"], jnp.concatenate([prenet_out, state.context], -1), state.att_h, state.att_c)
+    att, dec = p["attention_rnn"], p["decoder_rnn"]
+    att_h, att_c = _lstm_update(prenet_proj + state.context_proj + state.att_h @ att["w_hh"], state.att_c)
     if keep_att is not None:
         att_h = att_h * keep_att
-    location = location_features(state.weights, state.weights_cum, inputs.location_kernel)
+    location = location_features(state.weights, state.weights_cum, inputs.location_conv) @ inputs.location_dense
     query = att_h @ p["query_layer"]["kernel"]
     energies = jnp.tanh(query[:, None, :] + location + inputs.processed_memory) @ p["v"]["kernel"]
     energies = jnp.where(inputs.text_mask, energies[..., 0], inputs.mask_value)
     weights = jax.nn.softmax(energies.astype(jnp.float32), axis=-1).astype(energies.dtype)
     context = jnp.einsum("bn,bnm->bm", weights, inputs.memory)
-    dec_h, dec_c = _lstm(p["decoder_rnn"], jnp.concatenate([att_h, context], -1), state.dec_h, state.dec_c)
+    context_att, context_dec = jnp.split(context @ inputs.w_context, [state.context_proj.shape[-1]], axis=-1)
+    dec_gates = att_h @ inputs.w_dec_att + context_dec + state.dec_h @ dec["w_hh"] + dec["bias"]
+    dec_h, dec_c = _lstm_update(dec_gates, state.dec_c)
     if keep_dec is not None:
         dec_h = dec_h * keep_dec
-    new_state = DecoderState(att_h, att_c, dec_h, dec_c, weights, state.weights_cum + weights, context)
+    new_state = DecoderState(att_h, att_c, dec_h, dec_c, weights, state.weights_cum + weights, context, context_att)
     return new_state, jnp.concatenate([dec_h, context], -1)
 
 
 def location_features(weights: jax.Array, weights_cum: jax.Array, kernel: jax.Array) -> jax.Array:
-    """'Same' 1-D conv of [previous, cumulative] attention weights [B, N] with kernel [K, 2, A] -> [B, N, A].
+    """'Same' 1-D conv of [previous, cumulative] attention weights [B, N] with kernel [K, 2, F] -> [B, N, F].
 
     Written as K shifted slices and one matmul (im2col): on CPU this is several times faster than XLA's
-    convolution for these tiny 2-channel inputs, forward and backward.
+    convolution for these tiny 2-channel inputs, forward and backward. (Fusing the following dense layer
+    into the kernel is slower: the backward pass then runs through a K*2 x attention_dim product.)
     """
     k = kernel.shape[0]
     pad = (k - 1) // 2
@@ -110,8 +120,8 @@ def location_features(weights: jax.Array, weights_cum: jax.Array, kernel: jax.Ar
     return patches @ kernel.reshape(k * 2, -1)
 
 
-def _lstm(p, x, h, c):
-    gates = x @ p["w_ih"] + h @ p["w_hh"] + p["bias"]
+def _lstm_update(gates: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """LSTM cell update from pre-activations [B, 4H] (PyTorch gate order i, f, g, o)."""
     i, f, g, o = jnp.split(gates, 4, axis=-1)
     c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
     return jax.nn.sigmoid(o) * jnp.tanh(c), c
@@ -177,15 +187,23 @@ class Decoder(nn.Module):
         return x
 
     def _step_inputs(self, p, memory, text_mask) -> StepInputs:
-        fused = jnp.einsum("kif,fa->kia", p["location_conv"], p["location_dense"]["kernel"])
-        return StepInputs(memory, dense(p["memory_layer"], memory), text_mask, fused, self.mask_value)
+        att, dec = p["attention_rnn"], p["decoder_rnn"]
+        w_context = jnp.concatenate([att["w_ih"][self.prenet_dim :], dec["w_ih"][self.attention_rnn_dim :]], axis=1)
+        return StepInputs(
+            memory, dense(p["memory_layer"], memory), text_mask, p["location_conv"], p["location_dense"]["kernel"],
+            w_context, dec["w_ih"][: self.attention_rnn_dim], self.mask_value,
+        )  # fmt: skip
+
+    def _prenet_proj(self, p, prenet_out: jax.Array) -> jax.Array:
+        att = p["attention_rnn"]
+        return prenet_out @ att["w_ih"][: self.prenet_dim] + att["bias"]
 
     def _initial_state(self, memory) -> DecoderState:
         b, n, m = memory.shape
         z = lambda d: jnp.zeros((b, d), memory.dtype)  # noqa: E731
         return DecoderState(
             z(self.attention_rnn_dim), z(self.attention_rnn_dim), z(self.decoder_rnn_dim), z(self.decoder_rnn_dim),
-            jnp.zeros((b, n), memory.dtype), jnp.zeros((b, n), memory.dtype), z(m),
+            jnp.zeros((b, n), memory.dtype), jnp.zeros((b, n), memory.dtype), z(m), z(4 * self.attention_rnn_dim),
         )  # fmt: skip
 
     def _project(self, p, features: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -205,7 +223,8 @@ class Decoder(nn.Module):
         frames = mel.reshape(b, steps, c * self.r)
         previous = jnp.concatenate([jnp.zeros_like(frames[:, :1]), frames[:, :-1]], axis=1)  # go frame first
         prenet_key = self.make_rng("dropout") if train else None
-        prenet_out = jnp.swapaxes(self._prenet(p, previous, prenet_key), 0, 1)  # [steps, B, prenet_dim]
+        prenet_out = self._prenet(p, previous, prenet_key)
+        prenet_proj = jnp.swapaxes(self._prenet_proj(p, prenet_out), 0, 1)  # [steps, B, 4 * attention_rnn_dim]
         if train:
             k_att, k_dec = jax.random.split(self.make_rng("dropout"))
             keep_att = _dropout_keep(k_att, self.attention_dropout, (steps, b, self.attention_rnn_dim), mel.dtype)
@@ -219,7 +238,7 @@ class Decoder(nn.Module):
             state, features = decoder_step(p, state, x, inputs, ka, kd)
             return state, (features, state.weights)
 
-        _, (features, weights) = jax.lax.scan(body, self._initial_state(memory), (prenet_out, keep_att, keep_dec))
+        _, (features, weights) = jax.lax.scan(body, self._initial_state(memory), (prenet_proj, keep_att, keep_dec))
         mel_out, gate = self._project(p, jnp.swapaxes(features, 0, 1))
         return mel_out.reshape(b, t, c), gate, jnp.swapaxes(weights, 0, 1)
 
@@ -253,7 +272,7 @@ class Decoder(nn.Module):
 
         def body(s: Loop):
             step_key = jax.random.fold_in(key, s.step) if key is not None else None
-            x = self._prenet(p, s.frame, step_key)
+            x = self._prenet_proj(p, self._prenet(p, s.frame, step_key))
             state, features = decoder_step(p, s.state, x, inputs)
             mel_t, gate_t = self._project(p, features)
             stop = jax.nn.sigmoid(gate_t) > gate_threshold

@@ -52,7 +52,9 @@ class Tacotron2(nn.Module):
         self.embedding = nn.Embed(
             self.n_symbols, e, embedding_init=lambda k, s, d=jnp.float32: jax.random.uniform(k, s, d, -bound, bound)
         )
-        self.encoder = Encoder(c.encoder_embedding_dim, c.encoder_n_convolutions, c.encoder_kernel_size, c.encoder_dropout)
+        self.encoder = Encoder(
+            c.encoder_embedding_dim, c.encoder_n_convolutions, c.encoder_kernel_size, c.encoder_dropout
+        )
         self.decoder = Decoder(
             n_mels=self.n_mels, r=c.n_frames_per_step, prenet_dim=c.prenet_dim, prenet_dropout=c.prenet_dropout,
             attention_rnn_dim=c.attention_rnn_dim, attention_dim=c.attention_dim,

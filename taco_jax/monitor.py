@@ -23,26 +23,24 @@ def _figure_to_array(fig) -> np.ndarray:
     return plt.imread(buf)[..., :3]
 
 
-def plot_alignment(alignment: np.ndarray, title: str = "") -> np.ndarray:
-    """alignment [T_dec, N] -> RGB image [H, W, 3] in [0, 1] (tokens on y, decoder steps on x)."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    im = ax.imshow(alignment.T, aspect="auto", origin="lower", interpolation="none", vmin=0.0, vmax=1.0)
+def _plot_image(image: np.ndarray, xlabel: str, ylabel: str, title: str, figsize, **imshow) -> np.ndarray:
+    fig, ax = plt.subplots(figsize=figsize)
+    im = ax.imshow(image, aspect="auto", origin="lower", interpolation="none", **imshow)
     fig.colorbar(im, ax=ax)
-    ax.set_xlabel("decoder step")
-    ax.set_ylabel("text token")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     return _figure_to_array(fig)
+
+
+def plot_alignment(alignment: np.ndarray, title: str = "") -> np.ndarray:
+    """alignment [T_dec, N] -> RGB image [H, W, 3] in [0, 1] (tokens on y, decoder steps on x)."""
+    return _plot_image(alignment.T, "decoder step", "text token", title, (6, 4), vmin=0.0, vmax=1.0)
 
 
 def plot_mel(mel: np.ndarray, title: str = "") -> np.ndarray:
     """mel [frames, n_mels] -> RGB image."""
-    fig, ax = plt.subplots(figsize=(8, 3))
-    im = ax.imshow(mel.T, aspect="auto", origin="lower", interpolation="none")
-    fig.colorbar(im, ax=ax)
-    ax.set_xlabel("frame")
-    ax.set_ylabel("mel channel")
-    ax.set_title(title)
-    return _figure_to_array(fig)
+    return _plot_image(mel.T, "frame", "mel channel", title, (8, 3))
 
 
 def plot_gate(gate_prob: np.ndarray, title: str = "") -> np.ndarray:

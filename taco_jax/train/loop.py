@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from taco_jax.audio import save_wav
-from taco_jax.checkpoint import Checkpointer, CheckpointError
+from taco_jax.checkpoint import Checkpointer
 from taco_jax.config import Config, save_config, to_yaml, write_text_atomic
 from taco_jax.data import build_data
 from taco_jax.model import build_model
@@ -272,5 +272,5 @@ def _train(cfg: Config, run_dir: Path, resume: bool, warm_start, ignore, progres
     return TrainResult(str(run_dir), int(state.step), val_metrics, state)
 
 
-__all__ = ["TrainResult", "choose_run_dir", "train", "warm_start_params", "CheckpointError"]
+__all__ = ["TrainResult", "choose_run_dir", "train", "warm_start_params"]
 

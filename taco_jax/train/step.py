@@ -118,11 +118,3 @@ def make_eval_step(model: Tacotron2, cfg: Config) -> Callable:
 
     return jax.jit(eval_step)
 
-
-def make_infer_fn(model: Tacotron2) -> Callable:
-    """Returns jit `infer(variables, text, text_len, rng) -> InferenceOutputs` (free-running, batched)."""
-
-    def infer(variables, text, text_len, rng):
-        return model.apply(variables, text, text_len, method=model.infer, rngs={"dropout": rng})
-
-    return jax.jit(infer)

@@ -101,17 +101,21 @@ def resolve_checkpoint(path: str | os.PathLike) -> tuple[Path, int]:
     return p, step
 
 
+def _check_meta(meta: Any, where: str) -> dict:
+    for key in ("config", "symbols"):
+        if not isinstance(meta, dict) or key not in meta:
+            raise CheckpointError(f"{where}/meta: checkpoint metadata has no '{key}'")
+    return meta
+
+
 def read_meta(ckpt_dir: Path, step: int) -> dict:
-    """The JSON item of a checkpoint (config, symbol table, data iterator state, ...)."""
+    """The JSON item of a checkpoint (config, symbol table, data iterator state, ...), without the state."""
     manager = Checkpointer(ckpt_dir, read_only=True).manager
     try:
         meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     except Exception as e:
         raise CheckpointError(f"{ckpt_dir / str(step)}/meta: missing or unreadable checkpoint metadata: {e}") from e
-    for key in ("config", "symbols"):
-        if not isinstance(meta, dict) or key not in meta:
-            raise CheckpointError(f"{ckpt_dir / str(step)}/meta: checkpoint metadata has no '{key}'")
-    return meta
+    return _check_meta(meta, str(ckpt_dir / str(step)))
 
 
 def restore_model(
@@ -123,7 +127,8 @@ def restore_model(
     to the stored config (e.g. `model.max_decoder_steps=2000`).
     """
     ckpt_dir, step = resolve_checkpoint(path)
-    meta = read_meta(ckpt_dir, step)
+    state, meta = Checkpointer(ckpt_dir, read_only=True).restore(step)  # one read of state and meta
+    meta = _check_meta(meta, str(ckpt_dir / str(step)))
     cfg = from_yaml_string(meta["config"], source=f"{ckpt_dir / str(step)}/meta")
     if overrides:
         import tempfile
@@ -135,7 +140,6 @@ def restore_model(
             cfg = load_config(os.path.join(tmp, "config.yaml"), overrides)
     table = SymbolTable.from_dict(meta["symbols"])
     model = build_model(cfg.model, len(table), cfg.audio.n_mels)
-    state, _ = Checkpointer(ckpt_dir, read_only=True).restore(step)
     try:
         variables = {"params": state["params"], "batch_stats": state["batch_stats"]}
     except (KeyError, TypeError) as e:

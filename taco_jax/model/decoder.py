@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from taco_jax.model.layers import LSTMParams, torch_default_bias, xavier_uniform
+from taco_jax.model.layers import LSTMParams, lstm_update, torch_default_bias, xavier_uniform
 
 
 class DenseParams(nn.Module):
@@ -87,7 +87,7 @@ def decoder_step(
     Returns the new state and the projection features [B, decoder_rnn_dim + M] (h_dec || context).
     """
     att, dec = p["attention_rnn"], p["decoder_rnn"]
-    att_h, att_c = _lstm_update(prenet_proj + state.context_proj + state.att_h @ att["w_hh"], state.att_c)
+    att_h, att_c = lstm_update(prenet_proj + state.context_proj + state.att_h @ att["w_hh"], state.att_c)
     if keep_att is not None:
         att_h = att_h * keep_att
     location = location_features(state.weights, state.weights_cum, inputs.location_conv) @ inputs.location_dense
@@ -98,7 +98,7 @@ def decoder_step(
     context = jnp.einsum("bn,bnm->bm", weights, inputs.memory)
     context_att, context_dec = jnp.split(context @ inputs.w_context, [state.context_proj.shape[-1]], axis=-1)
     dec_gates = att_h @ inputs.w_dec_att + context_dec + state.dec_h @ dec["w_hh"] + dec["bias"]
-    dec_h, dec_c = _lstm_update(dec_gates, state.dec_c)
+    dec_h, dec_c = lstm_update(dec_gates, state.dec_c)
     if keep_dec is not None:
         dec_h = dec_h * keep_dec
     new_state = DecoderState(att_h, att_c, dec_h, dec_c, weights, state.weights_cum + weights, context, context_att)
@@ -118,13 +118,6 @@ def location_features(weights: jax.Array, weights_cum: jax.Array, kernel: jax.Ar
     stacked = jnp.pad(jnp.stack([weights, weights_cum], axis=-1), ((0, 0), (pad, k - 1 - pad), (0, 0)))
     patches = jnp.concatenate([stacked[:, i : i + n] for i in range(k)], axis=-1)  # [B, N, K*2]
     return patches @ kernel.reshape(k * 2, -1)
-
-
-def _lstm_update(gates: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """LSTM cell update from pre-activations [B, 4H] (PyTorch gate order i, f, g, o)."""
-    i, f, g, o = jnp.split(gates, 4, axis=-1)
-    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-    return jax.nn.sigmoid(o) * jnp.tanh(c), c
 
 
 def _dropout_keep(key: jax.Array, rate: float, shape: tuple[int, ...], dtype) -> jax.Array:

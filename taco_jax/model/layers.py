@@ -100,13 +100,11 @@ class LSTMParams(nn.Module):
         }
 
 
-def lstm_cell(p: dict[str, jax.Array], x: jax.Array, h: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """One PyTorch-semantics LSTM step. x: [B, in], h, c: [B, H] -> (h', c')."""
-    gates = x @ p["w_ih"] + h @ p["w_hh"] + p["bias"]
+def lstm_update(gates: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """PyTorch-semantics LSTM cell update from pre-activations [B, 4H] (gate blocks i, f, g, o) -> (h', c')."""
     i, f, g, o = jnp.split(gates, 4, axis=-1)
     c_new = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-    h_new = jax.nn.sigmoid(o) * jnp.tanh(c_new)
-    return h_new, c_new
+    return jax.nn.sigmoid(o) * jnp.tanh(c_new), c_new
 
 
 def reverse_padded(x: jax.Array, lengths: jax.Array) -> jax.Array:
@@ -124,11 +122,7 @@ def run_lstm(p: dict[str, jax.Array], x: jax.Array, lengths: jax.Array) -> jax.A
     x_proj = jnp.einsum("bti,ig->tbg", x, p["w_ih"]) + p["bias"]  # input projection hoisted out of the loop
 
     def step(carry, xp):
-        h, c = carry
-        gates = xp + h @ p["w_hh"]
-        i, f, g, o = jnp.split(gates, 4, axis=-1)
-        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        h, c = lstm_update(xp + carry[0] @ p["w_hh"], carry[1])
         return (h, c), h
 
     zeros = jnp.zeros((batch, hidden), x.dtype)

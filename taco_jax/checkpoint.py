@@ -118,9 +118,7 @@ def read_meta(ckpt_dir: Path, step: int) -> dict:
     return _check_meta(meta, str(ckpt_dir / str(step)))
 
 
-def restore_model(
-    path: str | os.PathLike, overrides: Sequence[str] = ()
-) -> tuple[Config, Tacotron2, dict[str, Any]]:
+def restore_model(path: str | os.PathLike, overrides: Sequence[str] = ()) -> tuple[Config, Tacotron2, dict[str, Any]]:
     """Load a trained model: (config, model, variables) with variables = {'params', 'batch_stats'}.
 
     `path` is a run directory, its checkpoints directory or one step directory. Overrides (`a.b=v`) apply

@@ -122,9 +122,13 @@ class GuidedAttentionConfig:
     # "per_frame": summed over tokens, averaged over valid frames; "per_cell": ESPnet, mean over valid cells
     normalization: str = "per_frame"
     weight: float = 1.0  # initial weight
-    schedule: str = "constant"  # "constant" | "exponential" (max(floor, weight * decay**step))
+    # "constant" | "exponential" (max(floor, weight * decay**step)) | "piecewise" (weight before
+    # boundaries[0], then values[i] from step boundaries[i] on)
+    schedule: str = "constant"
     decay: float = 1.0
     floor: float = 0.0
+    boundaries: list[int] = field(default_factory=list)  # optimizer steps, increasing
+    values: list[float] = field(default_factory=list)  # one per boundary
 
 
 @dataclass
@@ -158,6 +162,93 @@ class DiagnosticsConfig:
 
 
 @dataclass
+class GAControlConfig:
+    """Guided-attention weight multiplier driven by an EMA of train band diagonality (control/alignment.py)."""
+
+    enabled: bool = False
+    raise_thresholds: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.3])  # EMA below -> raise
+    raise_factors: list[float] = field(default_factory=lambda: [3.0, 2.5, 1.5])
+    decrease_threshold: float = 0.7  # EMA above -> multiply by decrease_factor
+    decrease_factor: float = 0.9
+    interval: int = 100  # steps between decisions
+    cooldown: int = 500  # steps after a change before the next one
+    ema_decay: float = 0.9  # per step
+    cap: float = 50.0  # the GA weight (schedule x multiplier) never exceeds this
+    min_mult: float = 0.1
+    max_mult: float = 100.0
+
+
+@dataclass
+class ClipControlConfig:
+    """Gradient-clip threshold: optim.grad_clip, or adaptive from recent pre-clip norms."""
+
+    enabled: bool = False  # adaptive threshold (off: the fixed optim.grad_clip)
+    percentile: float = 95.0
+    window: int = 100  # steps in the ring buffer
+    min: float = 0.1
+    max: float = 1.0
+    min_history: int = 10  # norms seen before the threshold adapts
+
+
+@dataclass
+class LRPlateauConfig:
+    """LR scale that falls on a training-loss plateau (optax.contrib.reduce_on_plateau); never rises."""
+
+    enabled: bool = False
+    factor: float = 0.5
+    patience: int = 10  # decisions without improvement
+    cooldown: int = 0  # decisions
+    accumulation: int = 50  # steps averaged per decision
+    rtol: float = 1e-4
+    atol: float = 0.0
+    min_scale: float = 0.01  # floor of every automatic LR-scale decrease
+
+
+@dataclass
+class NonFiniteConfig:
+    """Non-finite guard: skip steps with a non-finite loss or gradient; roll back after K in a row."""
+
+    enabled: bool = True
+    lr_factor: float = 0.5  # LR scale multiplier per skipped step and per rollback
+    max_consecutive: int = 5  # K: consecutive skipped steps that trigger a rollback
+    max_rollbacks: int = 3  # R: rollbacks before training stops
+
+
+@dataclass
+class PhaseConfig:
+    """pre_alignment -> alignment_learning -> quality_optimization -> fine_tuning, on val diagonality."""
+
+    enabled: bool = False
+    align_start: float = 0.3  # val/align_diag to leave pre_alignment ...
+    align_done: float = 0.7  # ... and alignment_learning
+    patience: int = 2  # consecutive evaluations a condition must hold
+    plateau_evals: int = 5  # evaluations without val-loss improvement -> fine_tuning
+    min_delta: float = 1e-3  # relative val-loss improvement that counts
+    ga_targets: list[float] = field(default_factory=lambda: [3.0, 2.0, 1.5, 1.0])  # GA multiplier floor per phase
+    lr_factors: list[float] = field(default_factory=lambda: [1.0, 1.0, 0.8, 0.5])
+
+
+@dataclass
+class EarlyStoppingConfig:
+    enabled: bool = False
+    patience: int = 10  # evaluations without val-loss improvement
+    min_delta: float = 1e-3  # relative improvement that counts
+
+
+@dataclass
+class ControlConfig:
+    """Adaptive training control; everything disabled (and the guard idle) is the plain NVIDIA recipe."""
+
+    ga_weight: GAControlConfig = field(default_factory=GAControlConfig)
+    clip: ClipControlConfig = field(default_factory=ClipControlConfig)
+    lr_plateau: LRPlateauConfig = field(default_factory=LRPlateauConfig)
+    nonfinite: NonFiniteConfig = field(default_factory=NonFiniteConfig)
+    phase: PhaseConfig = field(default_factory=PhaseConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    accumulate_steps: int = 1  # gradient accumulation (optax.MultiSteps) when > 1
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -167,13 +258,14 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
 
 
 _CHOICES = {
     "data.corpus": ("demo", "filelists"),
     "loss.mel_loss": ("mse", "l1"),
     "loss.guided_attention.normalization": ("per_frame", "per_cell"),
-    "loss.guided_attention.schedule": ("constant", "exponential"),
+    "loss.guided_attention.schedule": ("constant", "exponential", "piecewise"),
     "optim.schedule": ("constant", "warmup_exponential"),
 }
 
@@ -204,6 +296,12 @@ def _validate(cfg: Config, source: str) -> None:
             )
     if cfg.model.n_frames_per_step < 1:
         raise ConfigError(f"{source}: config key 'model.n_frames_per_step' must be >= 1")
+    ga = cfg.loss.guided_attention
+    if len(ga.boundaries) != len(ga.values) or list(ga.boundaries) != sorted(set(ga.boundaries)):
+        raise ConfigError(
+            f"{source}: config keys 'loss.guided_attention.boundaries'/'values' need one value per boundary and "
+            f"strictly increasing boundaries, got {list(ga.boundaries)} / {list(ga.values)}"
+        )
     if cfg.data.corpus == "filelists" and not cfg.data.train_filelist:
         raise ConfigError(f"{source}: config key 'data.train_filelist' is required when data.corpus=filelists")
 
@@ -279,6 +377,7 @@ __all__ = [
     "AudioConfig",
     "Config",
     "ConfigError",
+    "ControlConfig",
     "DataConfig",
     "DemoCorpusConfig",
     "DiagnosticsConfig",

@@ -11,11 +11,11 @@ from conftest import tiny_train_config
 
 from taco_jax.checkpoint import CheckpointError, restore_model
 from taco_jax.config import load_config
+from taco_jax.control.build import build_tx
 from taco_jax.data import Batch
 from taco_jax.model import build_model
 from taco_jax.text import get_symbol_table
 from taco_jax.train.loop import train
-from taco_jax.train.optimizer import build_optimizer
 from taco_jax.train.state import count_params, create_train_state
 from taco_jax.train.step import make_train_step
 
@@ -40,7 +40,7 @@ def test_nvidia_config_builds_full_model_and_steps():
     table = get_symbol_table(cfg.text.symbols)
     assert len(table) == 148
     model = build_model(cfg.model, len(table))
-    tx = build_optimizer(cfg.optim)
+    tx = build_tx(cfg)
     state = create_train_state(model, tx, 0, 80)
     assert 28.1e6 < count_params(state.params) < 28.3e6  # NVIDIA's published 28,193,153 (+ its 4 BN scales)
     before = jax.tree.map(np.array, state.params)

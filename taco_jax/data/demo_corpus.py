@@ -23,6 +23,7 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -49,7 +50,34 @@ _POS_CHARACTER = 1  # espeak_POSITION_TYPE
 _ESPEAK_CHARS_UTF8 = 1
 _EE_OK = 0
 
-_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+_EVENT_LIST_TERMINATED = 0  # espeak_EVENT_TYPE
+_EVENT_WORD = 1
+
+
+class _Event(ctypes.Structure):
+    """espeak_EVENT (speak_lib.h)."""
+
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),  # 1-based character position in the input text
+        ("length", ctypes.c_int),  # characters
+        ("audio_position", ctypes.c_int),  # ms
+        ("sample", ctypes.c_int),  # samples from the start of the utterance
+        ("user_data", ctypes.c_void_p),
+        ("id", ctypes.c_char * 8),  # union {int number; const char *name; char string[8]}
+    ]
+
+
+_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+
+
+class WordTiming(NamedTuple):
+    """Where eSpeak NG started speaking one word of its input text."""
+
+    char_start: int  # 0-based index of the word's first character in the text
+    n_chars: int
+    sample: int  # first sample of the word in the (trimmed) audio
 
 
 class _ESpeak:
@@ -69,6 +97,7 @@ class _ESpeak:
         self.data_path = espeakng_loader.get_data_path().encode()
         self.lock = threading.Lock()
         self._chunks: list[np.ndarray] = []
+        self._words: list[WordTiming] = []
         # Keep a reference: ctypes frees the trampoline when the Python object dies, and the library would
         # then call into freed memory.
         self._callback = _SYNTH_CALLBACK(self._on_samples)
@@ -107,10 +136,16 @@ class _ESpeak:
     def _on_samples(self, wav, n: int, events) -> int:
         if wav and n > 0:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+        i = 0
+        while events and events[i].type != _EVENT_LIST_TERMINATED:
+            e = events[i]
+            if e.type == _EVENT_WORD:
+                self._words.append(WordTiming(e.text_position - 1, e.length, e.sample))
+            i += 1
         return 0  # 0 = continue synthesis
 
-    def synth(self, text: str, voice: str, words_per_minute: int) -> np.ndarray:
-        """int16 samples at `self.sample_rate`, shape [n]."""
+    def synth(self, text: str, voice: str, words_per_minute: int) -> tuple[np.ndarray, list[WordTiming]]:
+        """(int16 samples at `self.sample_rate` [n], the start of every word in `text`)."""
         buf = text.encode("utf-8") + b"\0"
         with self.lock:
             lib, _ = self._load()
@@ -118,15 +153,15 @@ class _ESpeak:
                 if lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
                     raise ValueError(f"eSpeak NG has no voice {voice!r}")
                 lib.espeak_SetParameter(_ESPEAK_RATE, int(words_per_minute), 0)
-                self._chunks = []
+                self._chunks, self._words = [], []
                 err = lib.espeak_Synth(buf, len(buf), 0, _POS_CHARACTER, 0, _ESPEAK_CHARS_UTF8, None, None)
                 if err != _EE_OK:
                     raise RuntimeError(f"espeak_Synth failed ({err}) for {text[:60]!r}")
                 lib.espeak_Synchronize()
-                chunks, self._chunks = self._chunks, []
+                chunks, words, self._chunks, self._words = self._chunks, self._words, [], []
             finally:
                 self._unload(lib)
-        return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+        return (np.concatenate(chunks) if chunks else np.zeros(0, np.int16)), words
 
 
 _ENGINE: _ESpeak | None = None
@@ -147,34 +182,44 @@ def espeak_version() -> str:
     return _engine().version
 
 
-def _trim_silence(x: np.ndarray, sample_rate: int, keep_s: float = _KEEP_SILENCE_S) -> np.ndarray:
-    """Cut leading/trailing silence (10 ms frames below -40 dB of the peak frame), keeping `keep_s` each side."""
+def _speech_bounds(x: np.ndarray, sample_rate: int, keep_s: float = _KEEP_SILENCE_S) -> tuple[int, int]:
+    """[start, end) of `x` without leading/trailing silence (10 ms frames below -40 dB of the peak frame),
+    keeping `keep_s` of it each side."""
     frame = max(1, sample_rate // 100)
     n_frames = len(x) // frame
     if n_frames == 0:
-        return x
+        return 0, len(x)
     rms = np.sqrt(np.mean(x[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1))
     loud = np.flatnonzero(rms > 0.01 * rms.max())
     if loud.size == 0:
-        return x[:0]
+        return 0, 0
     keep = int(round(keep_s * sample_rate))
-    start = max(0, loud[0] * frame - keep)
-    end = min(len(x), (loud[-1] + 1) * frame + keep)
-    return x[start:end]
+    return max(0, loud[0] * frame - keep), min(len(x), (loud[-1] + 1) * frame + keep)
 
 
-def synthesize_espeak(text: str, voice: str = "en-us", words_per_minute: int = 175) -> tuple[np.ndarray, int]:
-    """Speak `text` with eSpeak NG.
+def synthesize_espeak_words(
+    text: str, voice: str = "en-us", words_per_minute: int = 175
+) -> tuple[np.ndarray, int, list[WordTiming]]:
+    """Speak `text` with eSpeak NG and report where each word starts.
 
-    Returns (audio, sample_rate): float32 mono in [-1, 1], shape [n_samples], at eSpeak's native rate
-    (22050 Hz), with leading/trailing silence trimmed to about 50 ms. The text is spoken as given (no
-    cleaning). Deterministic: the same arguments give the same samples whatever was synthesized before.
+    Returns (audio, sample_rate, words): float32 mono in [-1, 1], shape [n_samples], at eSpeak's native rate
+    (22050 Hz), with leading/trailing silence trimmed to about 50 ms; `words` in text order, their sample
+    positions relative to the trimmed audio (clipped to it). The text is spoken as given (no cleaning).
+    Deterministic: the same arguments give the same samples whatever was synthesized before.
     Thread-safe (calls are serialised); roughly 100-400x faster than real time on one core.
     """
     engine = _engine()
-    pcm = engine.synth(text, voice, words_per_minute)
+    pcm, words = engine.synth(text, voice, words_per_minute)
     audio = pcm.astype(np.float32) / 32768.0
-    return _trim_silence(audio, engine.sample_rate), engine.sample_rate
+    start, end = _speech_bounds(audio, engine.sample_rate)
+    trimmed = [w._replace(sample=min(max(w.sample - start, 0), end - start)) for w in words]
+    return audio[start:end], engine.sample_rate, trimmed
+
+
+def synthesize_espeak(text: str, voice: str = "en-us", words_per_minute: int = 175) -> tuple[np.ndarray, int]:
+    """(audio, sample_rate) of `synthesize_espeak_words`, without the word timings."""
+    audio, sample_rate, _ = synthesize_espeak_words(text, voice, words_per_minute)
+    return audio, sample_rate
 
 
 # ---------------------------------------------------------------------------------------------------------

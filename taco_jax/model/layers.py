@@ -161,9 +161,9 @@ class ConvBNStack(nn.Module):
         for i, (features, act) in enumerate(zip(self.channels, self.activations, strict=True)):
             x = jnp.where(bn_mask, x, 0.0)
             x = ConvNorm(features, self.kernel_size, gain=act, name=f"conv_{i}")(x)
-            x = nn.BatchNorm(
-                use_running_average=not train, momentum=0.9, epsilon=1e-5, name=f"bn_{i}"
-            )(x, mask=jnp.broadcast_to(bn_mask, x.shape))
+            x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=f"bn_{i}")(
+                x, mask=jnp.broadcast_to(bn_mask, x.shape)
+            )
             if act == "relu":
                 x = nn.relu(x)
             elif act == "tanh":

@@ -1,8 +1,8 @@
 """Tacotron 2 (NVIDIA architecture and initialisation), channels-last.
 
-    text [B, N] int32 -> embedding -> encoder -> memory [B, N, 512]
-    memory + teacher mel [B, T, n_mels] -> decoder -> mel, gate logits, alignments
-    mel -> postnet (residual) -> mel_post
+text [B, N] int32 -> embedding -> encoder -> memory [B, N, 512]
+memory + teacher mel [B, T, n_mels] -> decoder -> mel, gate logits, alignments
+mel -> postnet (residual) -> mel_post
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ class TrainState(flax.struct.PyTreeNode):
     step: jax.Array  # i32 optimizer steps taken
     params: Any
     batch_stats: Any
-    opt_state: optax.OptState
+    opt_state: optax.OptState  # includes the clip-threshold, LR-scale and non-finite-guard controllers
+    control: Any  # taco_jax.control.build.ControlState: guided-attention multiplier and training phase
     rng: jax.Array  # base PRNG key; step keys are fold_in(rng, step)
 
 
@@ -29,18 +30,30 @@ def init_variables(model: Tacotron2, key: jax.Array, n_mels: int, r: int) -> dic
     return model.init({"params": k_params, "dropout": k_dropout}, text, lengths_t, mel, lengths_m, train=False)
 
 
-def create_train_state(model: Tacotron2, tx: optax.GradientTransformation, seed: int, n_mels: int) -> TrainState:
+def create_train_state(
+    model: Tacotron2, tx: optax.GradientTransformation, seed: int, n_mels: int, control: Any = None
+) -> TrainState:
+    """Fresh state; `control` defaults to the controllers' initial state under the default config."""
+    if control is None:
+        from taco_jax.config import Config
+        from taco_jax.control.build import init_control_state
+
+        control = init_control_state(Config())
     key = jax.random.PRNGKey(seed)
     k_init, k_train = jax.random.split(key)
     variables = init_variables(model, k_init, n_mels, model.cfg.n_frames_per_step)
     params = variables["params"]
-    return TrainState(
+    state = TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
         batch_stats=variables.get("batch_stats", {}),
         opt_state=tx.init(params),
+        control=control,
         rng=k_train,
     )
+    # Optimizer and controller inits may hand out one array for several fields; the train step donates the
+    # state, and a buffer cannot be donated twice, so every leaf gets its own.
+    return jax.tree.map(lambda x: jnp.array(x, copy=True), state)
 
 
 def count_params(params) -> int:

@@ -10,6 +10,8 @@ import optax
 
 from taco_jax import diagnostics, losses
 from taco_jax.config import Config, GuidedAttentionConfig
+from taco_jax.control import optim as optim_control
+from taco_jax.control.build import build_ga_controller, build_phase_controller, ga_schedule
 from taco_jax.data.pipeline import Batch
 from taco_jax.model import Tacotron2, Tacotron2Outputs
 from taco_jax.train.optimizer import lr_schedule
@@ -17,12 +19,8 @@ from taco_jax.train.state import TrainState
 
 
 def ga_weight_schedule(cfg: GuidedAttentionConfig, step: jax.Array) -> jax.Array:
-    """Guided-attention loss weight at an optimizer step (0 when disabled)."""
-    if not cfg.enabled:
-        return jnp.zeros((), jnp.float32)
-    if cfg.schedule == "constant":
-        return jnp.asarray(cfg.weight, jnp.float32)
-    return jnp.maximum(cfg.floor, cfg.weight * jnp.power(cfg.decay, step.astype(jnp.float32)))
+    """Scheduled guided-attention loss weight at a step, before any controller multiplier (0 when disabled)."""
+    return ga_schedule(cfg)(step)
 
 
 def tacotron2_loss(
@@ -60,9 +58,21 @@ def _alignment_metrics(outputs: Tacotron2Outputs, batch: Batch, cfg: Config) -> 
     )
 
 
-def make_train_step(model: Tacotron2, tx: optax.GradientTransformation, cfg: Config) -> Callable:
-    """Returns the jit-compiled `train_step(state, batch) -> (state, metrics)`; the state is donated."""
+def make_train_step(model: Tacotron2, tx: optax.GradientTransformationExtraArgs, cfg: Config) -> Callable:
+    """Returns the jit-compiled `train_step(state, batch) -> (state, metrics)`; the state is donated.
+
+    `tx` is `taco_jax.control.build.build_tx(cfg)`. Every controller runs inside this one program: the GA
+    weight (schedule x multiplier, updated from the batch's band diagonality), the phase's LR factor, and
+    through `tx` the clip threshold, LR scale and non-finite guard. A step whose loss or gradients are not
+    finite leaves params, batch statistics and the GA controller as they were (the guard keeps the inner
+    optimizer state and counts the step).
+    """
     schedule = lr_schedule(cfg.optim)
+    ga = build_ga_controller(cfg)
+    phase = build_phase_controller(cfg)
+    guard = cfg.control.nonfinite.enabled
+    phase_on = cfg.control.phase.enabled
+    ga_on = cfg.control.ga_weight.enabled and cfg.loss.guided_attention.enabled
 
     def loss_fn(params, batch_stats, batch: Batch, rng, ga_weight):
         outputs, new_vars = model.apply(
@@ -75,22 +85,59 @@ def make_train_step(model: Tacotron2, tx: optax.GradientTransformation, cfg: Con
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
         rng = jax.random.fold_in(state.rng, state.step)
-        ga_weight = ga_weight_schedule(cfg.loss.guided_attention, state.step)
-        (_, (terms, batch_stats, outputs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        ctrl = state.control
+        ga_weight = ga.value(ctrl.ga, state.step)
+        (loss, (terms, batch_stats, outputs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state.batch_stats, batch, rng, ga_weight
         )
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)
+        lr_factor = phase.lr_factor(ctrl.phase)
+        if phase_on:  # disabled controllers add no operation: off is exactly the plain recipe's program
+            updates = jax.tree.map(lambda u: u * lr_factor.astype(u.dtype), updates)
         params = optax.apply_updates(state.params, updates)
+        align = _alignment_metrics(outputs, batch, cfg)
+        ga_state = ctrl.ga
+        if ga_on:
+            ga_state = ga.update(
+                ctrl.ga, align["align_diag"], state.step, only_rise=phase.only_rise(ctrl.phase),
+                target_mult=phase.ga_target(ctrl.phase) if phase_on else None,
+            )  # fmt: skip
+        if guard:  # a rejected step changes nothing but the guard's counters (and its LR-scale decrease)
+            finite = optim_control.last_step_finite(opt_state)
+            keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
+            params = keep(params, state.params)
+            batch_stats = keep(batch_stats, state.batch_stats)
+            ga_state = keep(ga_state, ctrl.ga)
         metrics = {f"train/{k}": v for k, v in terms.items()}
         metrics["train/grad_norm"] = optax.tree.norm(grads)  # before clipping
-        metrics["train/lr"] = schedule(state.step)
+        metrics["train/lr"] = optim_control.current_lr(state.opt_state, schedule) * lr_factor  # this step's
+        metrics["train/lr_scale"] = optim_control.lr_scale(opt_state)
+        metrics["train/clip_threshold"] = optim_control.applied_clip_threshold(opt_state)
         metrics["train/ga_weight"] = ga_weight
-        metrics["train/clip_threshold"] = jnp.asarray(cfg.optim.grad_clip, jnp.float32)
-        metrics.update({f"train/{k}": v for k, v in _alignment_metrics(outputs, batch, cfg).items()})
-        new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
+        metrics["train/ga_mult"] = ga_state.mult
+        metrics["train/ga_level"] = ga_state.level
+        metrics["train/ga_ema_diag"] = ga_state.ema_diag
+        metrics["train/phase"] = ctrl.phase.phase
+        metrics["train/nonfinite"] = optim_control.nonfinite_count(opt_state)
+        metrics["train/nonfinite_consecutive"] = optim_control.consecutive_nonfinite(opt_state)
+        metrics.update({f"train/{k}": v for k, v in align.items()})
+        new_state = state.replace(
+            step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state,
+            control=ctrl._replace(ga=ga_state),
+        )  # fmt: skip
         return new_state, metrics
 
     return jax.jit(train_step, donate_argnums=0)
+
+
+def make_phase_update(cfg: Config) -> Callable:
+    """Returns jit `phase_update(control, val_diag, val_loss) -> control`, called once per evaluation."""
+    phase = build_phase_controller(cfg)
+
+    def phase_update(control, val_diag, val_loss):
+        return control._replace(phase=phase.update(control.phase, val_diag, val_loss))
+
+    return jax.jit(phase_update)
 
 
 def make_eval_step(model: Tacotron2, cfg: Config) -> Callable:
@@ -117,4 +164,3 @@ def make_eval_step(model: Tacotron2, cfg: Config) -> Callable:
         return metrics
 
     return jax.jit(eval_step)
-

@@ -1,0 +1,1 @@
+"""Adaptive training controllers (optax protocol: factories returning init/update, NamedTuple states)."""

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import tiny_model_config, tiny_train_config
+from conftest import random_batch, tiny_model_config, tiny_train_config
 
 from taco_jax.config import Config, ConfigError, GuidedAttentionConfig, load_config
 from taco_jax.control import optim as optim_control
@@ -27,19 +27,7 @@ N_SYMBOLS = 40
 
 
 def _batch(seed: int, nan: bool = False) -> Batch:
-    rng = np.random.default_rng(seed)
-    b, n, t = 2, 7, 12
-    text_len, mel_len = np.array([7, 5], np.int32), np.array([12, 9], np.int32)
-    text = np.zeros((b, n), np.int32)
-    mel = np.zeros((b, t, 80), np.float32)
-    gate = np.zeros((b, t), np.float32)
-    for i in range(b):
-        text[i, : text_len[i]] = rng.integers(1, N_SYMBOLS, text_len[i])
-        mel[i, : mel_len[i]] = rng.normal(-5, 2, (mel_len[i], 80))
-        gate[i, mel_len[i] - 1 :] = 1.0
-    if nan:
-        mel[0, 3, 5] = np.nan
-    return Batch(text, text_len, mel, mel_len, gate, np.zeros(b, np.int32))
+    return random_batch(seed, [7, 5], [12, 9], N_SYMBOLS, nan=nan)
 
 
 def _config(guard: bool) -> Config:

@@ -7,31 +7,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import tiny_train_config
+from conftest import random_batch, tiny_train_config
 
 from taco_jax.checkpoint import CheckpointError, restore_model
 from taco_jax.config import load_config
 from taco_jax.control.build import build_tx
-from taco_jax.data import Batch
 from taco_jax.model import build_model
 from taco_jax.text import get_symbol_table
 from taco_jax.train.loop import train
 from taco_jax.train.state import count_params, create_train_state
 from taco_jax.train.step import make_train_step
-
-
-def _random_batch(b, n, t, n_symbols, r, seed=0):
-    rng = np.random.default_rng(seed)
-    text_len = np.array([n - i for i in range(b)], np.int32)
-    mel_len = np.array([t - r * i for i in range(b)], np.int32)
-    text = np.zeros((b, n), np.int32)
-    mel = np.zeros((b, t, 80), np.float32)
-    gate = np.zeros((b, t), np.float32)
-    for i in range(b):
-        text[i, : text_len[i]] = rng.integers(1, n_symbols, text_len[i])
-        mel[i, : mel_len[i]] = rng.normal(-5, 2, (mel_len[i], 80))
-        gate[i, mel_len[i] - 1 :] = 1.0
-    return Batch(text, text_len, mel, mel_len, gate, np.zeros(b, np.int32))
 
 
 @pytest.mark.slow
@@ -45,7 +30,7 @@ def test_nvidia_config_builds_full_model_and_steps():
     assert 28.1e6 < count_params(state.params) < 28.3e6  # NVIDIA's published 28,193,153 (+ its 4 BN scales)
     before = jax.tree.map(np.array, state.params)
     step = make_train_step(model, tx, cfg)
-    state, metrics = step(state, _random_batch(2, 12, 20, len(table), 1))
+    state, metrics = step(state, random_batch(0, [12, 11], [20, 19], len(table)))
     assert np.isfinite(float(metrics["train/loss"])) and float(metrics["train/grad_norm"]) > 0
     moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - b).max()), state.params, before)
     assert min(jax.tree.leaves(moved)) > 0  # every parameter received an update

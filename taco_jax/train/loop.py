@@ -190,6 +190,14 @@ class _Evaluator:
         )
 
 
+# Controller state is logged as it stands at the logged step (a mean over the window would report a level or
+# phase that never existed); losses and diagnostics are averaged over the window.
+_STATE_METRICS = frozenset({
+    "train/ga_weight", "train/ga_mult", "train/ga_level", "train/ga_ema_diag", "train/phase", "train/lr",
+    "train/lr_scale", "train/clip_threshold", "train/nonfinite", "train/nonfinite_consecutive",
+})  # fmt: skip
+
+
 def _finite_mean(values) -> float:
     """Mean over the finite values (NaN if none): a skipped non-finite step does not poison the logged mean."""
     values = np.asarray(values, np.float64)
@@ -355,7 +363,10 @@ def _train(cfg: Config, run_dir: Path, resume: bool, warm_start, ignore, progres
                 host_metrics = jax.device_get(pending)
                 for i, m in enumerate(host_metrics):
                     changes(done - len(host_metrics) + 1 + i, {k: float(v) for k, v in m.items()})
-                logged = {k: _finite_mean([m[k] for m in host_metrics]) for k in host_metrics[0]}
+                logged = {
+                    k: float(host_metrics[-1][k]) if k in _STATE_METRICS else _finite_mean([m[k] for m in host_metrics])
+                    for k in host_metrics[0]
+                }
                 elapsed = float(np.sum(step_times))
                 logged["train/rollbacks"] = float(host.rollbacks)
                 logged["perf/step_s"] = float(np.median(step_times))

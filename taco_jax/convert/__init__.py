@@ -1,0 +1,21 @@
+"""Checkpoint converters between taco_jax and other Tacotron 2 implementations."""
+
+from taco_jax.convert.torch_ckpt import (
+    LAYOUTS,
+    ConversionError,
+    config_from_state_dict,
+    detect_layout,
+    flax_to_torch,
+    infer_n_mels,
+    torch_to_flax,
+)
+
+__all__ = [
+    "LAYOUTS",
+    "ConversionError",
+    "config_from_state_dict",
+    "detect_layout",
+    "flax_to_torch",
+    "infer_n_mels",
+    "torch_to_flax",
+]

@@ -161,6 +161,8 @@ def griffin_lim(log_mel: np.ndarray, cfg: AudioConfig, n_iters: int = 32, *, see
     `seed` fixes librosa's random initial phase so that the output is reproducible. The result is scaled
     down to a peak of 0.95 if it would otherwise exceed 1.
     """
+    if log_mel.shape[0] < 2:  # (frames - 1) * hop = 0 samples; librosa cannot invert a single frame
+        return np.zeros(0, np.float32)
     magnitude = mel_to_linear_magnitude(log_mel, cfg).T  # [bins, frames]
     wav = librosa.griffinlim(
         magnitude,

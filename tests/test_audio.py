@@ -169,3 +169,11 @@ def test_griffin_lim_recovers_a_tone() -> None:
     spectrum = np.abs(np.fft.rfft(wav * np.hanning(wav.size)))
     dominant = np.argmax(spectrum) * sr / wav.size  # Hz; bin spacing ~1 Hz here
     assert abs(dominant - 440.0) < 5.0
+
+
+@pytest.mark.parametrize("frames", [1, 2, 5])
+def test_griffin_lim_of_very_short_mels(frames) -> None:
+    # A model that stops after its first decoder step hands the vocoder one frame: (frames - 1) * hop samples.
+    cfg = AudioConfig()
+    wav = griffin_lim(np.full((frames, cfg.n_mels), -5.0, np.float32), cfg, n_iters=2)
+    assert wav.dtype == np.float32 and wav.shape == ((frames - 1) * cfg.hop_length,)

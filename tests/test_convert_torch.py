@@ -80,6 +80,18 @@ def rel_err(got, ref) -> float:
     return float(np.max(np.abs(got - ref)) / max(np.max(np.abs(ref)), 1e-12))
 
 
+def output_errors(ours, theirs) -> dict[str, float]:
+    """Relative errors of taco_jax outputs (mel [B, T, C]) against the reference's (mel, mel_post [B, C, T],
+    gate, alignments)."""
+    t_mel, t_post, t_gate, t_align = (x.numpy() for x in theirs)
+    return {
+        "mel": rel_err(ours.mel, t_mel.transpose(0, 2, 1)),
+        "mel_post": rel_err(ours.mel_post, t_post.transpose(0, 2, 1)),
+        "gate": rel_err(ours.gate, t_gate),
+        "alignments": rel_err(ours.alignments, t_align),
+    }
+
+
 def equal_length_batch(r: int, batch: int = 2, n: int = 9, frames: int = 12, seed: int = 0):
     rng = np.random.default_rng(seed)
     text = rng.integers(1, N_SYMBOLS, (batch, n)).astype(np.int64)
@@ -100,33 +112,22 @@ def test_parity_with_pytorch_reference(r):
     with torch.no_grad():
         t_out = ref(torch.from_numpy(text), torch.from_numpy(text_len), torch.from_numpy(mel).transpose(1, 2),
                     torch.from_numpy(mel_len))  # fmt: skip
-    t_mel, t_post, t_gate, t_align = (x.numpy() for x in t_out)
     j_out = jax.jit(lambda v, *a: model.apply(v, *a, train=False))(
         variables, text.astype(np.int32), text_len.astype(np.int32), mel, mel_len.astype(np.int32)
     )
-    errs = {
-        "mel": rel_err(j_out.mel, t_mel.transpose(0, 2, 1)),
-        "mel_post": rel_err(j_out.mel_post, t_post.transpose(0, 2, 1)),
-        "gate": rel_err(j_out.gate, t_gate),
-        "alignments": rel_err(j_out.alignments, t_align),
-    }
+    errs = output_errors(j_out, t_out)
     print(f"teacher-forced parity r={r}: {errs}")
     assert max(errs.values()) < PARITY_TOL, errs
 
     steps = 50
     with torch.no_grad():
-        f_mel, f_post, f_gate, f_align = (x.numpy() for x in ref.inference(torch.from_numpy(text), steps, False))
+        f_out = ref.inference(torch.from_numpy(text), steps, False)
     infer = jax.jit(
         lambda v, t, tl: model.apply(v, t, tl, max_decoder_steps=steps * r, prenet_dropout=False, method="infer")
     )
     j_inf = infer(variables, text.astype(np.int32), text_len.astype(np.int32))
     assert j_inf.mel.shape == (2, steps * r, 80) and np.all(np.asarray(j_inf.lengths) == steps * r)
-    errs = {
-        "mel": rel_err(j_inf.mel, f_mel.transpose(0, 2, 1)),
-        "mel_post": rel_err(j_inf.mel_post, f_post.transpose(0, 2, 1)),
-        "gate": rel_err(j_inf.gate, f_gate),
-        "alignments": rel_err(j_inf.alignments, f_align),
-    }
+    errs = output_errors(j_inf, f_out)
     print(f"free-running ({steps} steps) parity r={r}: {errs}")
     assert max(errs.values()) < PARITY_TOL, errs
 

@@ -1,0 +1,166 @@
+"""Train-step time of a config's model on a synthetic batch, on whatever backend JAX runs (CPU, GPU, TPU).
+
+    python benchmarks/train_step.py --config configs/nvidia_ljspeech.yaml --batch 8 --text-len 80 --mel-len 250
+        [--steps 5] [--warmup 1] [--set KEY=VALUE ...] [--json OUT]
+
+Item i of the batch has text length N - i*N//(4B) and mel length T - i*T//(4B) (T rounded up to a multiple of
+the reduction factor), so lengths vary as in a real bucket. The step is the trainer's own jit-compiled
+`train_step` (optimizer chain and controllers from the config, state donated). Prints one JSON line:
+backend, device kind and count, compile seconds, median and min step seconds after warm-up, mel frames per
+second (valid frames / median step), the estimated achieved TFLOP/s (`train_step_flops`: executed work on
+the padded shapes, backward = 2x forward), and peak memory (the device allocator's peak where the backend
+reports one, else the process's peak resident set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def train_step_flops(m, n_mels: int, batch: int, text_len: int, mel_len: int) -> float:
+    """Estimated FLOPs of one training step (forward x 3) on padded shapes [B, N] tokens, [B, T] frames.
+
+    Counts the matrix products and convolutions (2 FLOPs per multiply-add); elementwise work is left out.
+    `m` is a ModelConfig.
+    """
+    e, r = m.encoder_embedding_dim, m.n_frames_per_step
+    h_enc = e // 2
+    per_token = (
+        m.encoder_n_convolutions * e * e * m.encoder_kernel_size  # encoder convs (embedding dim = e)
+        + 2 * 4 * h_enc * (e + h_enc)  # BiLSTM
+        + e * m.attention_dim  # memory projection
+    )
+    ha, hd, p, a = m.attention_rnn_dim, m.decoder_rnn_dim, m.prenet_dim, m.attention_dim
+    per_decoder_step = (
+        n_mels * p + p * p  # prenet
+        + 4 * ha * (p + e + ha)  # attention LSTM
+        + ha * a  # query
+        + 4 * hd * (ha + e + hd)  # decoder LSTM
+        + (hd + e) * (n_mels * r + 1)  # mel and gate projections
+    )  # fmt: skip
+    per_decoder_step_token = 2 * m.attention_location_n_filters * m.attention_location_kernel_size + (
+        m.attention_location_n_filters * a + a + e  # location dense, energies, context
+    )
+    pn, k = m.postnet_embedding_dim, m.postnet_kernel_size
+    per_frame = (n_mels * pn + (m.postnet_n_convolutions - 2) * pn * pn + pn * n_mels) * k
+    steps = mel_len // r
+    macs = batch * (
+        text_len * per_token + steps * (per_decoder_step + text_len * per_decoder_step_token) + mel_len * per_frame
+    )
+    return 3.0 * 2.0 * macs
+
+
+def synthetic_batch(batch: int, text_len: int, mel_len: int, r: int, n_symbols: int, n_mels: int, seed: int = 0):
+    """The benchmark batch: item i has N - i*N//(4B) tokens and T - i*T//(4B) frames (T a multiple of r)."""
+    from taco_jax.data.pipeline import Batch
+
+    mel_len = -(-mel_len // r) * r
+    rng = np.random.default_rng(seed)
+    t_len = np.array([text_len - i * text_len // (4 * batch) for i in range(batch)], np.int32)
+    m_len = np.array([mel_len - i * mel_len // (4 * batch) for i in range(batch)], np.int32)
+    text = np.zeros((batch, text_len), np.int32)
+    mel = np.zeros((batch, mel_len, n_mels), np.float32)
+    gate = np.zeros((batch, mel_len), np.float32)
+    for i in range(batch):
+        text[i, : t_len[i]] = rng.integers(1, n_symbols, t_len[i])
+        mel[i, : m_len[i]] = rng.normal(-5.0, 2.0, (m_len[i], n_mels))
+        gate[i, m_len[i] - 1 :] = 1.0
+    return Batch(text, t_len, mel, m_len, gate, np.zeros(batch, np.int32))
+
+
+def peak_memory() -> tuple[int, str]:
+    import jax
+
+    stats = jax.local_devices()[0].memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+        return int(stats["peak_bytes_in_use"]), "device_peak_bytes_in_use"
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "process_peak_rss"
+
+
+def measure(args) -> dict:
+    import jax
+
+    from taco_jax.config import load_config
+    from taco_jax.control.build import build_tx, init_control_state
+    from taco_jax.model import build_model
+    from taco_jax.text import get_symbol_table
+    from taco_jax.train.state import count_params, create_train_state
+    from taco_jax.train.step import make_train_step
+
+    cfg = load_config(args.config, args.set)
+    n_symbols, n_mels, r = len(get_symbol_table(cfg.text.symbols)), cfg.audio.n_mels, cfg.model.n_frames_per_step
+    model = build_model(cfg.model, n_symbols, n_mels)
+    tx = build_tx(cfg)
+    state = create_train_state(model, tx, cfg.run.seed, n_mels, init_control_state(cfg))
+    step = make_train_step(model, tx, cfg)
+    batch = jax.device_put(synthetic_batch(args.batch, args.text_len, args.mel_len, r, n_symbols, n_mels))
+
+    t0 = time.perf_counter()
+    compiled = step.lower(state, batch).compile()
+    compile_s = time.perf_counter() - t0
+    times = []
+    for i in range(args.warmup + args.steps):
+        t0 = time.perf_counter()
+        state, metrics = compiled(state, batch)
+        jax.block_until_ready((state, metrics))
+        if i >= args.warmup:
+            times.append(time.perf_counter() - t0)
+    if not np.isfinite(float(metrics["train/loss"])):
+        raise RuntimeError("the benchmark step produced a non-finite loss")
+    median = statistics.median(times)
+    flops = train_step_flops(cfg.model, n_mels, args.batch, args.text_len, int(batch.mel.shape[1]))
+    memory, memory_source = peak_memory()
+    device = jax.local_devices()[0]
+    return {
+        "config": args.config,
+        "overrides": args.set,
+        "backend": jax.default_backend(),
+        "device_kind": device.device_kind,
+        "local_devices": jax.local_device_count(),
+        "devices_used": 1,
+        "parameters": count_params(state.params),
+        "batch": args.batch,
+        "text_len": args.text_len,
+        "mel_len": int(batch.mel.shape[1]),
+        "compile_s": round(compile_s, 3),
+        "median_step_s": round(median, 4),
+        "min_step_s": round(min(times), 4),
+        "steps_timed": len(times),
+        "mel_frames_per_s": round(float(np.sum(batch.mel_len)) / median, 1),
+        "est_train_tflop": round(flops / 1e12, 4),
+        "est_achieved_tflops": round(flops / median / 1e12, 4),
+        "peak_memory_bytes": memory,
+        "peak_memory_source": memory_source,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="configs/nvidia_ljspeech.yaml")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--text-len", type=int, default=80)
+    parser.add_argument("--mel-len", type=int, default=250)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps after warm-up")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    parser.add_argument("--json", help="also append the JSON line to this file")
+    args = parser.parse_args(argv)
+    if args.batch < 1 or args.text_len < 1 or args.mel_len < 1 or args.steps < 1 or args.warmup < 0:
+        parser.error("--batch, --text-len, --mel-len and --steps must be >= 1, --warmup >= 0")
+    line = json.dumps(measure(args))
+    print(line)
+    if args.json:
+        with open(args.json, "a") as f:
+            f.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

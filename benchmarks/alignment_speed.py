@@ -171,7 +171,7 @@ def summarize(results: dict[str, dict[str, dict]], max_steps: int) -> str:
         for s, v in steps_by.items():
             if s.startswith("adaptive_"):
                 dtw = med([r["dtw_ratio"] for r in results[s].values()])
-                ok_steps = v <= 1.5 * fixed[best]
+                ok_steps = v != float("inf") and v <= 1.5 * fixed[best]  # never aligned is never ok
                 ok_dtw = dtw <= best_dtw
                 lines.append(
                     f"{s}: steps {v} vs limit {1.5 * fixed[best]} -> {'ok' if ok_steps else 'SLOWER'}; "

@@ -20,6 +20,7 @@ import resource
 import statistics
 import sys
 import time
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -59,20 +60,12 @@ def train_step_flops(m, n_mels: int, batch: int, text_len: int, mel_len: int) ->
 
 def synthetic_batch(batch: int, text_len: int, mel_len: int, r: int, n_symbols: int, n_mels: int, seed: int = 0):
     """The benchmark batch: item i has N - i*N//(4B) tokens and T - i*T//(4B) frames (T a multiple of r)."""
-    from taco_jax.data.pipeline import Batch
+    from taco_jax.data.pipeline import random_batch
 
     mel_len = -(-mel_len // r) * r
-    rng = np.random.default_rng(seed)
-    t_len = np.array([text_len - i * text_len // (4 * batch) for i in range(batch)], np.int32)
-    m_len = np.array([mel_len - i * mel_len // (4 * batch) for i in range(batch)], np.int32)
-    text = np.zeros((batch, text_len), np.int32)
-    mel = np.zeros((batch, mel_len, n_mels), np.float32)
-    gate = np.zeros((batch, mel_len), np.float32)
-    for i in range(batch):
-        text[i, : t_len[i]] = rng.integers(1, n_symbols, t_len[i])
-        mel[i, : m_len[i]] = rng.normal(-5.0, 2.0, (m_len[i], n_mels))
-        gate[i, m_len[i] - 1 :] = 1.0
-    return Batch(text, t_len, mel, m_len, gate, np.zeros(batch, np.int32))
+    t_len = [text_len - i * text_len // (4 * batch) for i in range(batch)]
+    m_len = [mel_len - i * mel_len // (4 * batch) for i in range(batch)]
+    return random_batch(seed, t_len, m_len, n_symbols, n_mels)
 
 
 def peak_memory() -> tuple[int, str]:
@@ -84,34 +77,60 @@ def peak_memory() -> tuple[int, str]:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "process_peak_rss"
 
 
-def measure(args) -> dict:
+class CompiledStep(NamedTuple):
+    cfg: Any  # taco_jax.config.Config
+    step: Any  # the compiled train step: (state, batch) -> (state, metrics), state donated
+    state: Any  # TrainState
+    batch: Any  # the synthetic Batch on the device
+    compile_s: float
+
+
+def compile_step(config: str, overrides: list[str], batch: int, text_len: int, mel_len: int) -> CompiledStep:
+    """The trainer's own train step for `config`, compiled ahead of time for the synthetic batch."""
     import jax
 
     from taco_jax.config import load_config
     from taco_jax.control.build import build_tx, init_control_state
     from taco_jax.model import build_model
     from taco_jax.text import get_symbol_table
-    from taco_jax.train.state import count_params, create_train_state
+    from taco_jax.train.state import create_train_state
     from taco_jax.train.step import make_train_step
 
-    cfg = load_config(args.config, args.set)
+    cfg = load_config(config, overrides)
     n_symbols, n_mels, r = len(get_symbol_table(cfg.text.symbols)), cfg.audio.n_mels, cfg.model.n_frames_per_step
     model = build_model(cfg.model, n_symbols, n_mels)
     tx = build_tx(cfg)
     state = create_train_state(model, tx, cfg.run.seed, n_mels, init_control_state(cfg))
     step = make_train_step(model, tx, cfg)
-    batch = jax.device_put(synthetic_batch(args.batch, args.text_len, args.mel_len, r, n_symbols, n_mels))
+    data = jax.device_put(synthetic_batch(batch, text_len, mel_len, r, n_symbols, n_mels))
+    t0 = time.perf_counter()
+    compiled = step.lower(state, data).compile()
+    return CompiledStep(cfg, compiled, state, data, time.perf_counter() - t0)
+
+
+def timed_step(compiled: CompiledStep, state):
+    """One step, waited for: (new state, metrics, seconds)."""
+    import jax
 
     t0 = time.perf_counter()
-    compiled = step.lower(state, batch).compile()
-    compile_s = time.perf_counter() - t0
+    state, metrics = compiled.step(state, compiled.batch)
+    jax.block_until_ready((state, metrics))
+    return state, metrics, time.perf_counter() - t0
+
+
+def measure(args) -> dict:
+    import jax
+
+    from taco_jax.train.state import count_params
+
+    compiled = compile_step(args.config, args.set, args.batch, args.text_len, args.mel_len)
+    cfg, state, batch, compile_s = compiled.cfg, compiled.state, compiled.batch, compiled.compile_s
+    n_mels = cfg.audio.n_mels
     times = []
     for i in range(args.warmup + args.steps):
-        t0 = time.perf_counter()
-        state, metrics = compiled(state, batch)
-        jax.block_until_ready((state, metrics))
+        state, metrics, seconds = timed_step(compiled, state)
         if i >= args.warmup:
-            times.append(time.perf_counter() - t0)
+            times.append(seconds)
     if not np.isfinite(float(metrics["train/loss"])):
         raise RuntimeError("the benchmark step produced a non-finite loss")
     median = statistics.median(times)
@@ -130,8 +149,8 @@ def measure(args) -> dict:
         "text_len": args.text_len,
         "mel_len": int(batch.mel.shape[1]),
         "compile_s": round(compile_s, 3),
-        "median_step_s": round(median, 4),
-        "min_step_s": round(min(times), 4),
+        "median_step_s": round(median, 6),
+        "min_step_s": round(min(times), 6),
         "steps_timed": len(times),
         "mel_frames_per_s": round(float(np.sum(batch.mel_len)) / median, 1),
         "est_train_tflop": round(flops / 1e12, 4),
@@ -141,8 +160,8 @@ def measure(args) -> dict:
     }
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every train-step benchmark shares (config, synthetic batch, timing, output)."""
     parser.add_argument("--config", default="configs/nvidia_ljspeech.yaml")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--text-len", type=int, default=80)
@@ -151,14 +170,28 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--json", help="also append the JSON line to this file")
-    args = parser.parse_args(argv)
+
+
+def check_batch_arguments(parser: argparse.ArgumentParser, args) -> None:
     if args.batch < 1 or args.text_len < 1 or args.mel_len < 1 or args.steps < 1 or args.warmup < 0:
         parser.error("--batch, --text-len, --mel-len and --steps must be >= 1, --warmup >= 0")
-    line = json.dumps(measure(args))
-    print(line)
-    if args.json:
-        with open(args.json, "a") as f:
-            f.write(line + "\n")
+
+
+def emit(records: list[dict], json_path: str | None) -> None:
+    """Print one JSON line per record; also append them to `json_path` when given."""
+    lines = "".join(json.dumps(rec) + "\n" for rec in records)
+    print(lines, end="")
+    if json_path:
+        with open(json_path, "a") as f:
+            f.write(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_batch_arguments(parser)
+    args = parser.parse_args(argv)
+    check_batch_arguments(parser, args)
+    emit([measure(args)], args.json)
     return 0
 
 

@@ -113,6 +113,9 @@ class ModelConfig:
     max_decoder_steps: int = 1000  # frames (not decoder steps) at inference
     gate_threshold: float = 0.5
     mask_value: float = -1e4  # finite attention mask value, never -inf
+    # Train with the decoder's hand-written backward pass (model/decoder_vjp.py): same gradients as autodiff
+    # of the scan, less memory traffic per step. False: plain autodiff.
+    decoder_custom_vjp: bool = True
 
 
 @dataclass
@@ -172,6 +175,8 @@ class GAControlConfig:
     decrease_factor: float = 0.9
     interval: int = 100  # steps between decisions
     cooldown: int = 500  # steps after a change before the next one
+    start_delay: int | None = None  # steps before the first decision (None: cooldown)
+    min_progress: float | None = None  # raise only if the EMA rose less than this over the last interval
     ema_decay: float = 0.9  # per step
     cap: float = 50.0  # the GA weight (schedule x multiplier) never exceeds this
     min_mult: float = 0.1
@@ -331,7 +336,8 @@ def load_config(path: str | None, overrides: Sequence[str] = ()) -> Config:
         except OmegaConfBaseException as e:
             raise ConfigError(f"--set {item!r}: {e}") from None
         cfg = _merge(cfg, dotted, f"--set {item}")
-        source = f"{source} + --set"
+    if overrides:
+        source = f"{source} + {len(overrides)} --set override{'s' if len(overrides) > 1 else ''}"
     obj: Config = OmegaConf.to_object(cfg)
     _validate(obj, source)
     return obj

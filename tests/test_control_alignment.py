@@ -41,8 +41,9 @@ def test_ga_state_dtypes_and_init():
     ctrl = ga_weight_controller(const(1.0), cooldown=7, init_mult=2.0)
     s = ctrl.init()
     assert isinstance(s, GAWeightState)
-    assert [x.dtype for x in s] == [jnp.float32, jnp.float32, jnp.int32, jnp.int32, jnp.int32]
+    assert [x.dtype for x in s] == [jnp.float32, jnp.float32, jnp.int32, jnp.int32, jnp.int32, jnp.float32]
     assert (float(s.mult), int(s.cooldown), int(s.n_obs), int(s.level)) == (2.0, 7, 0, 0)
+    assert float(s.ema_ref) == -math.inf
 
 
 def test_ga_hand_computed_sequence_interval_2_cooldown_4_decay_half():
@@ -62,6 +63,46 @@ def test_ga_hand_computed_sequence_interval_2_cooldown_4_decay_half():
     assert field(states, "cooldown") == cooldown
     assert field(states, "level") == level
     assert field(states, "n_obs") == list(range(1, 17))
+
+
+def test_ga_start_delay_holds_the_first_decision_then_cooldown_spaces_the_rest():
+    ctrl = ga_weight_controller(const(1.0), interval=1, cooldown=2, start_delay=5, ema_decay=0.0)
+    states = run(ctrl, [0.0] * 10)
+    # Always misaligned (x3 wanted at every step). The state starts as if a change had just been made
+    # before step 0 with a cooldown of 5: the first raise comes at step 4, then one every 2 steps.
+    assert field(states, "mult") == [1, 1, 1, 1, 3, 3, 9, 9, 27, 27]
+    assert field(states, "cooldown") == [4, 3, 2, 1, 2, 1, 2, 1, 2, 1]
+    # Without start_delay the first decision waits as long as any other (cooldown 2: step 1).
+    states = run(ga_weight_controller(const(1.0), interval=1, cooldown=2, ema_decay=0.0), [0.0] * 4)
+    assert field(states, "mult") == [1, 3, 3, 9]
+
+
+def test_ga_min_progress_raises_only_while_stalled():
+    ctrl = ga_weight_controller(const(1.0), interval=1, cooldown=0, ema_decay=0.0, min_progress=0.05)
+    diags = [0.1, 0.1, 0.2, 0.22, 0.22, 0.9, 0.9]
+    states = run(ctrl, diags)
+    # s0: no reference yet -> no raise; s1: +0.0 < 0.05, 0.1 < 0.3 -> x1.5; s2: +0.1, rising -> none;
+    # s3: +0.02 -> x1.5; s4: +0.0 -> x1.5; s5: > 0.7 -> x0.9 (decreases are never gated); s6: x0.9 again.
+    np.testing.assert_allclose(field(states, "mult"), [1, 1.5, 1.5, 2.25, 3.375, 3.0375, 2.73375], rtol=1e-6)
+    assert field(states, "level") == [0, 3, 3, 3, 3, -1, -1]
+    np.testing.assert_allclose(field(states, "ema_ref"), diags, rtol=1e-7)
+
+
+def test_ga_min_progress_reference_is_taken_at_every_interval_multiple():
+    # interval 2, cooldown 4: references at s0, s2, s4, ... even while the cooldown blocks decisions.
+    ctrl = ga_weight_controller(const(1.0), interval=2, cooldown=4, start_delay=0, ema_decay=0.0, min_progress=0.05)
+    states = run(ctrl, [0.2, 0.2, 0.2, 0.2, 0.25, 0.25, 0.27, 0.27, 0.27])
+    # s0: no reference; s2: stalled -> x1.5 (cooldown 4: next decision at s6); s4: reference 0.25 taken
+    # although the cooldown blocks deciding; s6: +0.02 since s4 -> stalled -> x1.5 (measured from the last
+    # decision, s2, it would be +0.07: progressing, no raise); s8: in cooldown.
+    assert field(states, "mult") == [1, 1, 1.5, 1.5, 1.5, 1.5, 2.25, 2.25, 2.25]
+    np.testing.assert_allclose(field(states, "ema_ref"), [0.2, 0.2, 0.2, 0.2, 0.25, 0.25, 0.27, 0.27, 0.27])
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, "3"])
+def test_ga_start_delay_validated(bad):
+    with pytest.raises(ValueError, match="start_delay"):
+        ga_weight_controller(const(1.0), start_delay=bad)
 
 
 @pytest.mark.parametrize(

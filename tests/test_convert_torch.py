@@ -2,19 +2,13 @@
 exact round trips, layout detection, error reporting and the command-line tool."""
 
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import import_torch
 
-if os.environ.get("CI"):
-    try:
-        import torch
-    except ImportError:
-        pytest.fail("torch is required in CI (pip install -e '.[torch]')", pytrace=False)
-else:
-    torch = pytest.importorskip("torch")
+torch = import_torch()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

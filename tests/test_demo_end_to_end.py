@@ -21,10 +21,11 @@ def test_demo_trains_aligns_and_speaks(tmp_path):
     run = tmp_path / "runs" / "demo"
     final = json.loads((run / "final_metrics.json").read_text())
     print(f"demo wall {wall:.0f} s: {final}")
-    # Regression guard: the demo must learn a clear diagonal alignment. (Issue 2's target is diag >= 0.95 and
-    # focus >= 0.7 within 10 minutes; the numbers reached so far are recorded in benchmarks/RESULTS.md.)
-    assert final["val/align_diag"] >= 0.75, final
-    assert final["val/align_focus"] >= 0.45, final
+    # Regression guard: the demo must learn a clear, focused diagonal alignment (on the reference machine it
+    # ends at diag 0.92 / focus 0.74 after 900 steps; issue 2's diag >= 0.95 is above what eSpeak's own timing
+    # scores on this corpus, see benchmarks/RESULTS.md).
+    assert final["val/align_diag"] >= 0.85, final
+    assert final["val/align_focus"] >= 0.6, final
     assert (run / "config.yaml").exists() and list((run / "samples").glob("*.wav"))
     assert list((run / "tb").glob("events.*"))
 
@@ -48,4 +49,4 @@ def test_demo_trains_aligns_and_speaks(tmp_path):
     quality = json.loads((tmp_path / "q.json").read_text())["summary"]
     print(quality)
     assert quality["stopped"] == 10 and quality["length_within_tolerance"] >= 8, quality
-    assert quality["error_ratio"] < 0.9, quality  # clearly closer to eSpeak's rendering than another sentence is
+    assert quality["error_ratio"] < 0.6, quality  # 0.36 on the reference machine; issue 2's target is 0.5

@@ -93,6 +93,7 @@ class GAWeightState(NamedTuple):
     cooldown: jax.Array  # i32 update calls (= optimizer steps) until the next change is allowed
     n_obs: jax.Array  # i32 number of finite diagonality observations folded into ema_diag
     level: jax.Array  # i32 code of the last change: 0 none yet, 1..k raise level (1 = most critical), -1 decrease
+    ema_ref: jax.Array  # f32 ema_diag at the previous multiple of `interval` (-inf before the first)
 
 
 class Controller(NamedTuple):
@@ -114,6 +115,8 @@ def ga_weight_controller(
     decrease_factor: float = 0.9,
     interval: int = 100,
     cooldown: int = 500,
+    start_delay: int | None = None,
+    min_progress: float | None = None,
     ema_decay: float = 0.9,
     cap: float = 50.0,
     init_mult: float = 1.0,
@@ -133,6 +136,13 @@ def ga_weight_controller(
     * ema > decrease_threshold: mult *= decrease_factor  (level -1; blocked when ``only_rise``)
     * otherwise (the band between the last raise threshold and decrease_threshold, inclusive): no change.
 
+    With ``min_progress`` set, a raise also needs the model to be stalled: the EMA must have risen by less
+    than ``min_progress`` since the previous multiple of ``interval``. The reference is taken at every
+    multiple (step 0 included), whether or not a decision was allowed there; a decision at the very first
+    multiple has no reference and never raises. A weight that is already working shows as a rising EMA, and raising it
+    further would only push it to the cap; a weight too small to matter leaves the EMA flat, and the ladder
+    raises it as before. Decreases are not gated.
+
     The defaults are the upstream owner's levels (< 0.05 x3, < 0.1 x2.5, < 0.3 x1.5, > 0.7 x0.9), applied to
     a multiplier instead of an attribute nobody read. After every update the multiplier is clamped to
     ``[max(min_mult, target_mult), min(max_mult, cap / schedule(step))]``; the upper bound wins if the two
@@ -142,8 +152,11 @@ def ga_weight_controller(
     effect to wait for, so it must not delay a later, useful change. Clamping by the bounds alone is not a
     decision.
 
-    The controller starts in cooldown (``cooldown`` steps): at step 0 an untrained model is never aligned,
-    so an immediate decision would always be x3 (a fixed boost, not a reaction to training).
+    The controller starts in cooldown (``start_delay`` steps, default ``cooldown``): at step 0 an untrained
+    model is never aligned, so an immediate decision would always be a raise (a fixed boost, not a reaction
+    to training). The first decision needs a longer wait than later ones: before it the model has had no
+    time to respond to the starting weight, whatever that weight is, so early raises would push an already
+    sufficient weight to the cap.
 
     Args:
       schedule: ``step -> f32`` base GA weight (e.g. the config's constant/exponential schedule, or any
@@ -156,7 +169,11 @@ def ga_weight_controller(
       decrease_threshold: EMA above which the multiplier decays; must exceed the last raise threshold.
       decrease_factor: in (0, 1]; 0.9 makes the decrease gradual (about -10% per decision).
       interval: decisions happen at steps that are multiples of this (>= 1).
-      cooldown: minimum number of steps between two changes (>= 0); also the delay before the first.
+      cooldown: minimum number of steps between two changes (>= 0).
+      min_progress: None (raise whenever the ladder says so) or the EMA rise per ``interval`` steps below which
+        the model counts as stalled (a raise is allowed only then).
+      start_delay: the cooldown `init` starts with (>= 0), as if a change had been made just before step 0:
+        the first decision comes at step ``start_delay - 1`` at the earliest. None means ``cooldown``.
       ema_decay: in [0, 1); 0 uses the latest observation only.
       cap: upper bound (> 0) on the resulting weight schedule(step) x mult.
       init_mult: the multiplier `init` returns; in [min_mult, max_mult].
@@ -203,6 +220,9 @@ def ga_weight_controller(
         raise ValueError(f"decrease_factor must be in (0, 1], got {decrease_factor}")
     interval = _as_int("interval", interval, 1)
     cooldown = _as_int("cooldown", cooldown, 0)
+    start_delay = cooldown if start_delay is None else _as_int("start_delay", start_delay, 0)
+    if min_progress is not None:
+        min_progress = _as_float("min_progress", min_progress)
     ema_decay = _as_float("ema_decay", ema_decay)
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
@@ -226,9 +246,10 @@ def ga_weight_controller(
         return GAWeightState(
             mult=jnp.asarray(init_mult, jnp.float32),
             ema_diag=jnp.asarray(0.0, jnp.float32),
-            cooldown=jnp.asarray(cooldown, jnp.int32),
+            cooldown=jnp.asarray(start_delay, jnp.int32),
             n_obs=jnp.asarray(0, jnp.int32),
             level=jnp.asarray(LEVEL_NONE, jnp.int32),
+            ema_ref=jnp.asarray(-jnp.inf, jnp.float32),
         )
 
     def update_fn(state: GAWeightState, diag, step, *, only_rise=False, target_mult=None) -> GAWeightState:
@@ -239,7 +260,8 @@ def ga_weight_controller(
         ema = jnp.where(finite, ema, state.ema_diag).astype(jnp.float32)
         n_obs = state.n_obs + finite.astype(jnp.int32)
         wait = jnp.maximum(state.cooldown - 1, 0)
-        may_decide = (step % interval == 0) & (wait == 0) & (n_obs > 0)
+        at_interval = (step % interval == 0) & (n_obs > 0)
+        may_decide = at_interval & (wait == 0)
 
         # First matching level wins: walk from the loosest raise threshold to the strictest.
         code = jnp.asarray(LEVEL_NONE, jnp.int32)
@@ -248,6 +270,10 @@ def ga_weight_controller(
             hit = ema < thresholds[i]
             code = jnp.where(hit, i + 1, code)
             factor = jnp.where(hit, factors[i], factor)
+        if min_progress is not None:
+            progressing = (code > 0) & ~(ema - state.ema_ref < min_progress)
+            code = jnp.where(progressing, LEVEL_NONE, code)
+            factor = jnp.where(progressing, 1.0, factor)
         decrease = (ema > decrease_threshold) & ~jnp.asarray(only_rise, bool)
         code = jnp.where(decrease, LEVEL_DECREASE, code)
         factor = jnp.where(decrease, decrease_factor, factor)
@@ -271,6 +297,7 @@ def ga_weight_controller(
             cooldown=jnp.where(changed, cooldown, wait).astype(jnp.int32),
             n_obs=n_obs,
             level=jnp.where(changed, code, state.level).astype(jnp.int32),
+            ema_ref=jnp.where(at_interval, ema, state.ema_ref).astype(jnp.float32),
         )
 
     def value_fn(state: GAWeightState, step) -> jax.Array:

@@ -262,6 +262,25 @@ def collate(items: Sequence[Item], shape: Shape) -> Batch:
     return Batch(text, text_len, mel, mel_len, gate, speaker)
 
 
+def random_batch(seed: int, text_len: Sequence[int], mel_len: Sequence[int], n_symbols: int, n_mels: int = 80) -> Batch:
+    """A Batch of random tokens in [1, n_symbols) and log-mels ~ N(-5, 2), for tests and benchmarks.
+
+    Item i has text_len[i] tokens and mel_len[i] frames; the batch is padded to the longest of each and
+    collated like real data (gate 1 from the last valid frame on). Deterministic in `seed`.
+    """
+    rng = np.random.default_rng(seed)
+    items = [
+        Item(
+            text=rng.integers(1, n_symbols, int(tl)).astype(np.int32),
+            mel=rng.normal(-5.0, 2.0, (int(ml), n_mels)).astype(np.float32),
+            speaker=0,
+            source=f"random_batch[{i}]",
+        )
+        for i, (tl, ml) in enumerate(zip(text_len, mel_len, strict=True))
+    ]
+    return collate(items, (max(int(t) for t in text_len), max(int(m) for m in mel_len)))
+
+
 def _chunk(indices: Sequence[int], size: int, drop_remainder: bool) -> list[tuple[int, ...]]:
     """Split into batches of `size`; a short last batch is dropped or filled by cycling its own items."""
     out = []

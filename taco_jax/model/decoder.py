@@ -77,6 +77,35 @@ class StepInputs(NamedTuple):
     mask_value: float
 
 
+def attention_cell(
+    z_att: jax.Array, att_c: jax.Array, weights: jax.Array, weights_cum: jax.Array, keep_att: jax.Array | None,
+    query_kernel: jax.Array, v_kernel: jax.Array, inputs: StepInputs,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:  # fmt: skip
+    """Attention-LSTM update from its pre-activations z_att [B, 4 * attention_rnn_dim], then attention.
+
+    Returns (att_h, att_c, weights [B, N], weights_cum [B, N], context [B, M]). Uses `inputs`' memory,
+    processed_memory, text_mask, location kernels and mask_value only.
+    """
+    att_h, att_c = lstm_update(z_att, att_c)
+    if keep_att is not None:
+        att_h = att_h * keep_att
+    location = location_features(weights, weights_cum, inputs.location_conv) @ inputs.location_dense
+    query = att_h @ query_kernel
+    energies = jnp.tanh(query[:, None, :] + location + inputs.processed_memory) @ v_kernel
+    energies = jnp.where(inputs.text_mask, energies[..., 0], inputs.mask_value)
+    weights = jax.nn.softmax(energies.astype(jnp.float32), axis=-1).astype(energies.dtype)
+    context = jnp.einsum("bn,bnm->bm", weights, inputs.memory)
+    return att_h, att_c, weights, weights_cum + weights, context
+
+
+def decoder_cell(z_dec: jax.Array, dec_c: jax.Array, keep_dec: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+    """Decoder-LSTM update from its pre-activations z_dec [B, 4 * decoder_rnn_dim] -> (dec_h, dec_c)."""
+    dec_h, dec_c = lstm_update(z_dec, dec_c)
+    if keep_dec is not None:
+        dec_h = dec_h * keep_dec
+    return dec_h, dec_c
+
+
 def decoder_step(
     p: dict, state: DecoderState, prenet_proj: jax.Array, inputs: StepInputs, keep_att=None, keep_dec=None
 ) -> tuple[DecoderState, jax.Array]:
@@ -87,21 +116,15 @@ def decoder_step(
     Returns the new state and the projection features [B, decoder_rnn_dim + M] (h_dec || context).
     """
     att, dec = p["attention_rnn"], p["decoder_rnn"]
-    att_h, att_c = lstm_update(prenet_proj + state.context_proj + state.att_h @ att["w_hh"], state.att_c)
-    if keep_att is not None:
-        att_h = att_h * keep_att
-    location = location_features(state.weights, state.weights_cum, inputs.location_conv) @ inputs.location_dense
-    query = att_h @ p["query_layer"]["kernel"]
-    energies = jnp.tanh(query[:, None, :] + location + inputs.processed_memory) @ p["v"]["kernel"]
-    energies = jnp.where(inputs.text_mask, energies[..., 0], inputs.mask_value)
-    weights = jax.nn.softmax(energies.astype(jnp.float32), axis=-1).astype(energies.dtype)
-    context = jnp.einsum("bn,bnm->bm", weights, inputs.memory)
+    z_att = prenet_proj + state.context_proj + state.att_h @ att["w_hh"]
+    att_h, att_c, weights, weights_cum, context = attention_cell(
+        z_att, state.att_c, state.weights, state.weights_cum, keep_att, p["query_layer"]["kernel"],
+        p["v"]["kernel"], inputs,
+    )  # fmt: skip
     context_att, context_dec = jnp.split(context @ inputs.w_context, [state.context_proj.shape[-1]], axis=-1)
     dec_gates = att_h @ inputs.w_dec_att + context_dec + state.dec_h @ dec["w_hh"] + dec["bias"]
-    dec_h, dec_c = lstm_update(dec_gates, state.dec_c)
-    if keep_dec is not None:
-        dec_h = dec_h * keep_dec
-    new_state = DecoderState(att_h, att_c, dec_h, dec_c, weights, state.weights_cum + weights, context, context_att)
+    dec_h, dec_c = decoder_cell(dec_gates, state.dec_c, keep_dec)
+    new_state = DecoderState(att_h, att_c, dec_h, dec_c, weights, weights_cum, context, context_att)
     return new_state, jnp.concatenate([dec_h, context], -1)
 
 
@@ -141,6 +164,7 @@ class Decoder(nn.Module):
     decoder_dropout: float = 0.1
     memory_dim: int = 512
     mask_value: float = -1e4
+    custom_vjp: bool = True  # training uses decoder_vjp's hand-written backward pass (same values)
 
     def setup(self):
         frame = self.n_mels * self.r
@@ -225,15 +249,30 @@ class Decoder(nn.Module):
         else:
             keep_att = keep_dec = None
         inputs = self._step_inputs(p, memory, text_mask)
+        if train and self.custom_vjp:
+            features, weights = self._decode_custom_vjp(p, inputs, prenet_proj, keep_att, keep_dec)
+        else:
 
-        def body(state, xs):
-            x, ka, kd = xs
-            state, features = decoder_step(p, state, x, inputs, ka, kd)
-            return state, (features, state.weights)
+            def body(state, xs):
+                x, ka, kd = xs
+                state, features = decoder_step(p, state, x, inputs, ka, kd)
+                return state, (features, state.weights)
 
-        _, (features, weights) = jax.lax.scan(body, self._initial_state(memory), (prenet_proj, keep_att, keep_dec))
+            init = self._initial_state(memory)
+            _, (features, weights) = jax.lax.scan(body, init, (prenet_proj, keep_att, keep_dec))
         mel_out, gate = self._project(p, jnp.swapaxes(features, 0, 1))
         return mel_out.reshape(b, t, c), gate, jnp.swapaxes(weights, 0, 1)
+
+    def _decode_custom_vjp(self, p, inputs: StepInputs, prenet_proj, keep_att, keep_dec):
+        from taco_jax.model.decoder_vjp import AttentionParams, RecurrentWeights, decode_teacher_forced
+
+        attn = AttentionParams(
+            p["query_layer"]["kernel"], p["v"]["kernel"], inputs.location_conv, inputs.location_dense,
+            inputs.memory, inputs.processed_memory,
+        )  # fmt: skip
+        dec = p["decoder_rnn"]
+        w = RecurrentWeights(p["attention_rnn"]["w_hh"], inputs.w_context, inputs.w_dec_att, dec["w_hh"], dec["bias"])
+        return decode_teacher_forced(self.mask_value, prenet_proj, attn, w, keep_att, keep_dec, inputs.text_mask)
 
     def infer(
         self, memory: jax.Array, text_mask: jax.Array, max_steps: int, gate_threshold: float, prenet_dropout: bool

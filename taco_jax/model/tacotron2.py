@@ -60,7 +60,7 @@ class Tacotron2(nn.Module):
             attention_rnn_dim=c.attention_rnn_dim, attention_dim=c.attention_dim,
             location_filters=c.attention_location_n_filters, location_kernel=c.attention_location_kernel_size,
             attention_dropout=c.attention_dropout, decoder_rnn_dim=c.decoder_rnn_dim, decoder_dropout=c.decoder_dropout,
-            memory_dim=c.encoder_embedding_dim, mask_value=c.mask_value,
+            memory_dim=c.encoder_embedding_dim, mask_value=c.mask_value, custom_vjp=c.decoder_custom_vjp,
         )  # fmt: skip
         n_post = c.postnet_n_convolutions
         self.postnet = ConvBNStack(

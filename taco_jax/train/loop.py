@@ -24,6 +24,7 @@ from taco_jax.data import build_data
 from taco_jax.model import build_model
 from taco_jax.monitor import Monitor, plot_alignment, plot_gate, plot_mel, save_png
 from taco_jax.synthesize import Synthesizer
+from taco_jax.train.parallel import data_mesh, replicate, shard_batch
 from taco_jax.train.state import TrainState, count_params, create_train_state
 from taco_jax.train.step import make_eval_step, make_phase_update, make_train_step
 
@@ -264,6 +265,10 @@ def _train(cfg: Config, run_dir: Path, resume: bool, warm_start, ignore, progres
             for name in report[kind]:
                 log.info("  warm start %s: %s", kind, name)
     first_state = jax.device_get(state)  # rollback target while no checkpoint exists yet
+    mesh = data_mesh(jax.local_devices())
+    if mesh.devices.size > 1:
+        log.info("data parallel over %d devices: %s", mesh.devices.size, jax.local_devices())
+    state = replicate(state, mesh)
 
     train_step = make_train_step(model, tx, cfg)
     phase_update = make_phase_update(cfg)
@@ -309,7 +314,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, warm_start, ignore, progres
             step, nf.max_consecutive, host.rollbacks, nf.max_rollbacks, source, before,
             float(optim_control.lr_scale(restored.opt_state)),
         )  # fmt: skip
-        return restored
+        return replicate(restored, mesh)
 
     def early_stop(val: dict[str, float], step: int) -> bool:
         """Patience on val/loss; never during pre-alignment (phase 0, or val diagonality below align_start)."""
@@ -345,11 +350,11 @@ def _train(cfg: Config, run_dir: Path, resume: bool, warm_start, ignore, progres
         done = int(state.step)
         while done < total:
             batch = next(data.train_loader)
+            frames += int(np.sum(batch.mel_len))
             t0 = time.perf_counter()
-            state, metrics = train_step(state, batch)
+            state, metrics = train_step(state, shard_batch(batch, mesh))
             loss = float(metrics["train/loss"])  # syncs: step time is honest
             step_times.append(time.perf_counter() - t0)
-            frames += int(np.sum(batch.mel_len))
             pending.append(metrics)
             done = int(state.step)
             if bar is not None:

@@ -139,9 +139,9 @@ def ga_weight_controller(
     With ``min_progress`` set, a raise also needs the model to be stalled: the EMA must have risen by less
     than ``min_progress`` since the previous multiple of ``interval``. The reference is taken at every
     multiple (step 0 included), whether or not a decision was allowed there; a decision at the very first
-    multiple has no reference and never raises. A weight that is already working shows as a rising EMA, and raising it
-    further would only push it to the cap; a weight too small to matter leaves the EMA flat, and the ladder
-    raises it as before. Decreases are not gated.
+    multiple has no reference and never raises. A weight that is already working shows as a rising EMA,
+    and raising it further would only push it to the cap; a weight too small to matter leaves the EMA
+    flat, and the ladder raises it as before. Decreases are not gated.
 
     The defaults are the upstream owner's levels (< 0.05 x3, < 0.1 x2.5, < 0.3 x1.5, > 0.7 x0.9), applied to
     a multiplier instead of an attribute nobody read. After every update the multiplier is clamped to

@@ -59,13 +59,27 @@ class Checkpointer:
         return self.manager.best_step()
 
     def restore(self, step: int, target: Any | None = None) -> tuple[Any, dict]:
-        """Restore (state, meta). With a target pytree, arrays come back with its structure and shardings."""
-        state_args = ocp.args.StandardRestore(_abstract(target) if target is not None else None)
+        """Restore (state, meta). With a target pytree, arrays come back with its structure and shardings;
+        without one, on this process's first device, whatever devices or processes saved them (a checkpoint
+        of a multi-process run loads on one machine)."""
+        abstract = _abstract(target) if target is not None else self._on_one_device(step)
+        state_args = ocp.args.StandardRestore(abstract)
         try:
             out = self.manager.restore(step, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore()))
         except Exception as e:
             raise CheckpointError(f"{self.directory / str(step)}: cannot restore checkpoint: {e}") from e
         return out["state"], out["meta"]
+
+    def _on_one_device(self, step: int) -> Any:
+        path = self.directory / str(step) / "state"
+        try:
+            metadata = ocp.StandardCheckpointer().metadata(path)
+        except Exception as e:
+            raise CheckpointError(f"{path}: cannot read checkpoint metadata: {e}") from e
+        tree = getattr(metadata, "item_metadata", metadata)
+        tree = getattr(tree, "tree", tree)
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
 
     def wait(self) -> None:
         self.manager.wait_until_finished()

@@ -177,6 +177,7 @@ class GAControlConfig:
     cooldown: int = 500  # steps after a change before the next one
     start_delay: int | None = None  # steps before the first decision (None: cooldown)
     min_progress: float | None = None  # raise only if the EMA rose less than this over the last interval
+    max_loss_ratio: float | None = None  # a raise never takes the GA term above this x (mel + post + gate)
     ema_decay: float = 0.9  # per step
     cap: float = 50.0  # the GA weight (schedule x multiplier) never exceeds this
     min_mult: float = 0.1
@@ -254,6 +255,16 @@ class ControlConfig:
 
 
 @dataclass
+class DistributedConfig:
+    """Multi-process (multi-host) runs; all None = one process. Each key falls back to an environment
+    variable: TACO_JAX_COORDINATOR_ADDRESS, TACO_JAX_NUM_PROCESSES, TACO_JAX_PROCESS_ID."""
+
+    coordinator_address: str | None = None  # host:port of process 0
+    num_processes: int | None = None
+    process_id: int | None = None  # 0 .. num_processes - 1; process 0 writes logs and files
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -264,6 +275,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 
 _CHOICES = {

@@ -61,17 +61,25 @@ def save_png(path: str, image: np.ndarray) -> None:
 
 
 class Monitor:
-    """Writes metrics.jsonl and TensorBoard events under a run directory."""
+    """Writes metrics.jsonl and TensorBoard events under a run directory.
 
-    def __init__(self, run_dir: str, sampling_rate: int):
-        from tensorboardX import SummaryWriter
+    ``enabled=False`` writes nothing (the non-primary processes of a multi-process run).
+    """
 
+    def __init__(self, run_dir: str, sampling_rate: int, enabled: bool = True):
         self.run_dir = run_dir
         self.sampling_rate = sampling_rate
+        self.enabled = enabled
+        if not enabled:
+            return
+        from tensorboardX import SummaryWriter
+
         self.writer = SummaryWriter(os.path.join(run_dir, "tb"))
         self._jsonl = open(os.path.join(run_dir, "metrics.jsonl"), "a")  # noqa: SIM115 — kept open for the run
 
     def scalars(self, step: int, metrics: Mapping[str, float]) -> None:
+        if not self.enabled:
+            return
         clean = {k: float(v) for k, v in metrics.items()}
         for k, v in clean.items():
             if math.isfinite(v):
@@ -81,14 +89,18 @@ class Monitor:
         self._jsonl.flush()
 
     def image(self, tag: str, step: int, image: np.ndarray) -> None:
-        self.writer.add_image(tag, image, step, dataformats="HWC")
+        if self.enabled:
+            self.writer.add_image(tag, image, step, dataformats="HWC")
 
     def audio(self, tag: str, step: int, wav: np.ndarray) -> None:
-        self.writer.add_audio(tag, np.clip(wav, -1.0, 1.0), step, sample_rate=self.sampling_rate)
+        if self.enabled:
+            self.writer.add_audio(tag, np.clip(wav, -1.0, 1.0), step, sample_rate=self.sampling_rate)
 
     def text(self, tag: str, step: int, text: str) -> None:
-        self.writer.add_text(tag, text, step)
+        if self.enabled:
+            self.writer.add_text(tag, text, step)
 
     def close(self) -> None:
-        self.writer.close()
-        self._jsonl.close()
+        if self.enabled:
+            self.writer.close()
+            self._jsonl.close()

@@ -74,6 +74,11 @@ def tiny_train_config(corpus, tmp_path, *overrides):
     """A full Config for a few-second training run on the tiny corpus."""
     from taco_jax.config import load_config
 
+    return load_config(None, tiny_train_overrides(corpus, tmp_path, *overrides))
+
+
+def tiny_train_overrides(corpus, tmp_path, *overrides) -> list[str]:
+    """`tiny_train_config` as `--set` overrides (for runs of the command line)."""
     train, val = corpus
     base = [
         f"run.out_dir={tmp_path}/runs", "run.name=t", "run.max_steps=4", "run.log_every=2", "run.eval_every=4",
@@ -83,4 +88,4 @@ def tiny_train_config(corpus, tmp_path, *overrides):
         f"data.cache_dir={tmp_path}/../mel_cache", "data.batch_size=4", "data.buckets=[[40,132],[64,222]]",
     ]  # fmt: skip
     base += [f"model.{k}={v}" for k, v in vars(tiny_model_config()).items()]
-    return load_config(None, base + list(overrides))
+    return base + list(overrides)

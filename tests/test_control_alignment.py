@@ -41,9 +41,10 @@ def test_ga_state_dtypes_and_init():
     ctrl = ga_weight_controller(const(1.0), cooldown=7, init_mult=2.0)
     s = ctrl.init()
     assert isinstance(s, GAWeightState)
-    assert [x.dtype for x in s] == [jnp.float32, jnp.float32, jnp.int32, jnp.int32, jnp.int32, jnp.float32]
+    assert [x.dtype for x in s] == [jnp.float32, jnp.float32, jnp.int32, jnp.int32, jnp.int32, jnp.float32, jnp.float32]
     assert (float(s.mult), int(s.cooldown), int(s.n_obs), int(s.level)) == (2.0, 7, 0, 0)
     assert float(s.ema_ref) == -math.inf
+    assert float(s.ema_balance) == math.inf
 
 
 def test_ga_hand_computed_sequence_interval_2_cooldown_4_decay_half():
@@ -97,6 +98,42 @@ def test_ga_min_progress_reference_is_taken_at_every_interval_multiple():
     # decision, s2, it would be +0.07: progressing, no raise); s8: in cooldown.
     assert field(states, "mult") == [1, 1, 1.5, 1.5, 1.5, 1.5, 2.25, 2.25, 2.25]
     np.testing.assert_allclose(field(states, "ema_ref"), [0.2, 0.2, 0.2, 0.2, 0.25, 0.25, 0.27, 0.27, 0.27])
+
+
+def run_losses(ctrl, diags, ga_losses, rest_losses):
+    state, out = ctrl.init(), []
+    for step, (d, g, r) in enumerate(zip(diags, ga_losses, rest_losses, strict=True)):
+        state = ctrl.update(state, d, step, ga_loss=g, rest_loss=r)
+        out.append(state)
+    return out
+
+
+def test_ga_max_loss_ratio_clamps_raises_to_the_loss_balance():
+    # Schedule 2, ratio 0.5, EMA decay 1/2 for the balance rest / ga; always misaligned (x3 wanted).
+    ctrl = ga_weight_controller(const(2.0), interval=1, cooldown=0, start_delay=0, ema_decay=0.5, max_loss_ratio=0.5)
+    ga = [0.5, 0.5, 0.25, 0.5, 0.0, math.nan, 0.5]
+    rest = [4.0, 2.0, 1.5, 2.0, 3.0, 1.0, 2.0]
+    states = run_losses(ctrl, [0.0] * 7, ga, rest)
+    # balance: 8 (first), (8 + 4) / 2 = 6, (6 + 6) / 2 = 6, (6 + 4) / 2 = 5, ga 0 and NaN skipped: 5, 5,
+    # then (5 + 4) / 2 = 4.5. Bound on mult = 0.5 * balance / 2.
+    assert field(states, "ema_balance") == [8.0, 6.0, 6.0, 5.0, 5.0, 5.0, 4.5]
+    # s0: x3 -> 3 > bound 2 -> 2; s1: bound 1.5 < mult: no raise, no decrease (not a decision, level stays);
+    # s2: bound 1.5; s3: bound 1.25; s4, s5: 1.25; s6: 1.125 - a bound below the multiplier never lowers it.
+    assert field(states, "mult") == [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+    assert field(states, "level") == [1, 1, 1, 1, 1, 1, 1]
+    # Far from the bound the ladder is unchanged until it reaches it: balance 80 -> bound 20.
+    states = run_losses(ctrl, [0.0] * 3, [0.01] * 3, [0.8] * 3)
+    np.testing.assert_allclose(field(states, "mult"), [3.0, 9.0, 20.0], rtol=1e-6)
+
+
+def test_ga_max_loss_ratio_does_not_bound_decreases_and_needs_the_losses():
+    ctrl = ga_weight_controller(const(1.0), interval=1, cooldown=0, ema_decay=0.0, max_loss_ratio=0.1, init_mult=4.0)
+    states = run_losses(ctrl, [0.9, 0.9], [1.0, 1.0], [1.0, 1.0])
+    np.testing.assert_allclose(field(states, "mult"), [3.6, 3.24], rtol=1e-6)  # above the bound 0.1: x0.9
+    with pytest.raises(ValueError, match="max_loss_ratio"):
+        ctrl.update(ctrl.init(), 0.0, 0)
+    with pytest.raises(ValueError, match="^max_loss_ratio "):
+        ga_weight_controller(const(1.0), max_loss_ratio=0.0)
 
 
 @pytest.mark.parametrize("bad", [-1, 2.5, "3"])

@@ -94,11 +94,12 @@ class GAWeightState(NamedTuple):
     n_obs: jax.Array  # i32 number of finite diagonality observations folded into ema_diag
     level: jax.Array  # i32 code of the last change: 0 none yet, 1..k raise level (1 = most critical), -1 decrease
     ema_ref: jax.Array  # f32 ema_diag at the previous multiple of `interval` (-inf before the first)
+    ema_balance: jax.Array  # f32 EMA of rest_loss / ga_loss: the GA weight that equals the rest (+inf at first)
 
 
 class Controller(NamedTuple):
-    """`init() -> state`; `update(state, diag, step, *, only_rise=False, target_mult=None) -> state`;
-    `value(state, step) -> f32 weight`."""
+    """`init() -> state`; `update(state, diag, step, *, only_rise=False, target_mult=None, ga_loss=None,
+    rest_loss=None) -> state`; `value(state, step) -> f32 weight`."""
 
     init: Callable[[], GAWeightState]
     update: Callable[..., GAWeightState]
@@ -117,6 +118,7 @@ def ga_weight_controller(
     cooldown: int = 500,
     start_delay: int | None = None,
     min_progress: float | None = None,
+    max_loss_ratio: float | None = None,
     ema_decay: float = 0.9,
     cap: float = 50.0,
     init_mult: float = 1.0,
@@ -142,6 +144,15 @@ def ga_weight_controller(
     multiple has no reference and never raises. A weight that is already working shows as a rising EMA,
     and raising it further would only push it to the cap; a weight too small to matter leaves the EMA
     flat, and the ladder raises it as before. Decreases are not gated.
+
+    With ``max_loss_ratio`` set, a raise never takes the GA term above that multiple of the rest of the loss
+    (mel + post-net + gate): the raised multiplier is clamped to ``max_loss_ratio x balance / schedule(step)``,
+    where ``balance`` is an EMA of ``rest_loss / ga_loss`` (the weight at which the two terms are equal), and
+    a raise that this clamp turns into no increase is no decision. This is what tells a sufficient starting
+    weight from a negligible one before the model has responded to either: the diagonality of an untrained
+    model is low whatever the weight, but a weight whose term already dominates the loss cannot be "too
+    weak", while one whose term is a rounding error in the loss is. Decreases are not bounded by it, and a
+    start above the bound is not lowered by it.
 
     The defaults are the upstream owner's levels (< 0.05 x3, < 0.1 x2.5, < 0.3 x1.5, > 0.7 x0.9), applied to
     a multiplier instead of an attribute nobody read. After every update the multiplier is clamped to
@@ -172,6 +183,7 @@ def ga_weight_controller(
       cooldown: minimum number of steps between two changes (>= 0).
       min_progress: None (raise whenever the ladder says so) or the EMA rise per ``interval`` steps below which
         the model counts as stalled (a raise is allowed only then).
+      max_loss_ratio: None (no bound) or the largest GA-term / rest-of-loss ratio (> 0) a raise may reach.
       start_delay: the cooldown `init` starts with (>= 0), as if a change had been made just before step 0:
         the first decision comes at step ``start_delay - 1`` at the earliest. None means ``cooldown``.
       ema_decay: in [0, 1); 0 uses the latest observation only.
@@ -186,7 +198,10 @@ def ga_weight_controller(
 
     Returns:
       ``Controller(init, update, value)``. ``update(state, diag, step, *, only_rise=False,
-      target_mult=None)``: ``diag`` f32 scalar batch diagonality, ``step`` int optimizer step,
+      target_mult=None, ga_loss=None, rest_loss=None)``: ``diag`` f32 scalar batch diagonality, ``step`` int
+      optimizer step, ``ga_loss`` the batch's unweighted GA loss and ``rest_loss`` the rest of its total loss
+      (both f32 scalars; required with ``max_loss_ratio``, otherwise only tracked; a pair that is not finite
+      or has ``ga_loss <= 0`` is skipped),
       ``only_rise`` (bool, may be traced) forbids decreases (the pre-alignment phase), ``target_mult``
       (f32 scalar or None) is a phase-provided floor: after every update the multiplier is at least
       ``target_mult`` (unless the cap forbids it). A phase that starts with a higher target therefore moves
@@ -223,6 +238,10 @@ def ga_weight_controller(
     start_delay = cooldown if start_delay is None else _as_int("start_delay", start_delay, 0)
     if min_progress is not None:
         min_progress = _as_float("min_progress", min_progress)
+    if max_loss_ratio is not None:
+        max_loss_ratio = _as_float("max_loss_ratio", max_loss_ratio)
+        if not 0.0 < max_loss_ratio < math.inf:
+            raise ValueError(f"max_loss_ratio must be finite and > 0, got {max_loss_ratio}")
     ema_decay = _as_float("ema_decay", ema_decay)
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
@@ -250,9 +269,24 @@ def ga_weight_controller(
             n_obs=jnp.asarray(0, jnp.int32),
             level=jnp.asarray(LEVEL_NONE, jnp.int32),
             ema_ref=jnp.asarray(-jnp.inf, jnp.float32),
+            ema_balance=jnp.asarray(jnp.inf, jnp.float32),
         )
 
-    def update_fn(state: GAWeightState, diag, step, *, only_rise=False, target_mult=None) -> GAWeightState:
+    def fold_balance(state: GAWeightState, ga_loss, rest_loss) -> jax.Array:
+        if ga_loss is None or rest_loss is None:
+            if max_loss_ratio is not None:
+                raise ValueError("max_loss_ratio is set: update() needs ga_loss and rest_loss")
+            return state.ema_balance
+        ga_loss = jnp.asarray(ga_loss, jnp.float32)
+        balance = jnp.asarray(rest_loss, jnp.float32) / jnp.where(ga_loss > 0.0, ga_loss, 1.0)
+        valid = jnp.isfinite(balance) & (ga_loss > 0.0)
+        first = jnp.isinf(state.ema_balance)
+        ema = jnp.where(first, balance, ema_decay * state.ema_balance + (1.0 - ema_decay) * balance)
+        return jnp.where(valid, ema, state.ema_balance).astype(jnp.float32)
+
+    def update_fn(
+        state: GAWeightState, diag, step, *, only_rise=False, target_mult=None, ga_loss=None, rest_loss=None
+    ) -> GAWeightState:
         diag = jnp.asarray(diag, jnp.float32)
         step = jnp.asarray(step)
         finite = jnp.isfinite(diag)
@@ -288,8 +322,13 @@ def ga_weight_controller(
         def bounded(m):
             return jnp.minimum(jnp.maximum(m, lo), hi).astype(jnp.float32)
 
+        raised = state.mult * factor
+        ema_balance = fold_balance(state, ga_loss, rest_loss)
+        if max_loss_ratio is not None:
+            ratio_bound = max_loss_ratio * ema_balance / jnp.where(s > 0.0, s, 1.0)
+            raised = jnp.where(code > 0, jnp.minimum(raised, jnp.maximum(state.mult, ratio_bound)), raised)
         kept = bounded(state.mult)
-        proposed = bounded(state.mult * factor)
+        proposed = bounded(raised)
         changed = may_decide & (code != LEVEL_NONE) & (proposed != kept)
         return GAWeightState(
             mult=jnp.where(changed, proposed, kept),
@@ -298,6 +337,7 @@ def ga_weight_controller(
             n_obs=n_obs,
             level=jnp.where(changed, code, state.level).astype(jnp.int32),
             ema_ref=jnp.where(at_interval, ema, state.ema_ref).astype(jnp.float32),
+            ema_balance=ema_balance,
         )
 
     def value_fn(state: GAWeightState, step) -> jax.Array:
@@ -305,8 +345,8 @@ def ga_weight_controller(
 
     if not enabled:
 
-        def inert_update(state: GAWeightState, diag, step, *, only_rise=False, target_mult=None) -> GAWeightState:
-            del diag, step, only_rise, target_mult
+        def inert_update(state: GAWeightState, diag, step, **_) -> GAWeightState:
+            del diag, step
             return state
 
         return Controller(init_fn, inert_update, lambda state, step: base_weight(step))

@@ -79,7 +79,8 @@ def build_ga_controller(cfg: Config) -> Controller:
         enabled=g.enabled and cfg.loss.guided_attention.enabled, raise_thresholds=tuple(g.raise_thresholds),
         raise_factors=tuple(g.raise_factors), decrease_threshold=g.decrease_threshold,
         decrease_factor=g.decrease_factor, interval=g.interval, cooldown=g.cooldown,
-        start_delay=g.start_delay, min_progress=g.min_progress, ema_decay=g.ema_decay,
+        start_delay=g.start_delay, min_progress=g.min_progress, max_loss_ratio=g.max_loss_ratio,
+        ema_decay=g.ema_decay,
         cap=g.cap, min_mult=g.min_mult, max_mult=g.max_mult,
     )  # fmt: skip
 

@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import jax
+
 from taco_jax.config import ConfigError, load_config
 from taco_jax.logging_setup import setup_logging
 
@@ -25,18 +27,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--config is required (unless --resume)")
     try:
         cfg = load_config(args.config, args.set)
+        # Before any JAX computation; from this command's config/environment, never from a stored run config
+        # (which holds process 0's id).
+        from taco_jax.train.parallel import initialize_distributed
+
+        distributed = initialize_distributed(cfg.distributed)
         if args.resume:
             from taco_jax.train.loop import choose_run_dir
 
             stored = choose_run_dir(cfg, resume=True) / "config.yaml"
+            this_process = cfg.distributed
             cfg = load_config(str(stored), args.set)  # the run's own config; --set may extend it (max_steps)
-    except (ConfigError, FileNotFoundError) as e:
+            cfg.distributed = this_process
+    except (ConfigError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from taco_jax.train.loop import train
 
     result = train(cfg, resume=args.resume, warm_start=args.warm_start, ignore=args.ignore,
                    progress=False if args.no_progress else None)  # fmt: skip
+    if distributed:  # process 0 hosts the coordinator: nobody leaves before everyone is done
+        from taco_jax.train.parallel import barrier
+
+        barrier("training finished")
+        jax.distributed.shutdown()
     summary = "  ".join(f"{k}={v:.4f}" for k, v in sorted(result.val_metrics.items()))
     print(f"finished at step {result.step}; run directory {Path(result.run_dir)}\n{summary}")
     return 0

@@ -24,7 +24,7 @@ from taco_jax.data import build_data
 from taco_jax.model import build_model
 from taco_jax.monitor import Monitor, plot_alignment, plot_gate, plot_mel, save_png
 from taco_jax.synthesize import Synthesizer
-from taco_jax.train.parallel import data_mesh, replicate, shard_batch
+from taco_jax.train.parallel import barrier, data_mesh, is_primary, replicate, shard_batch
 from taco_jax.train.state import TrainState, count_params, create_train_state
 from taco_jax.train.step import make_eval_step, make_phase_update, make_train_step
 
@@ -168,6 +168,8 @@ class _Evaluator:
             return
         variables = {"params": state.params, "batch_stats": state.batch_stats}
         results = self.synth(sentences, batch_size=len(sentences), variables=variables)
+        if not self.monitor.enabled:  # every process synthesises (one SPMD program); only process 0 writes
+            return
         self.samples_dir.mkdir(parents=True, exist_ok=True)
         for i, res in enumerate(results):
             title = f"step {step}: {res.text[:50]}{'' if res.stopped else ' (no stop)'}"
@@ -219,23 +221,31 @@ def train(
     progress: bool | None = None,
 ) -> TrainResult:
     """Train a model as configured; returns the run directory, final step, last validation metrics and state."""
-    progress = cfg.run.progress_bar if progress is None else progress
+    progress = (cfg.run.progress_bar if progress is None else progress) and is_primary()
     run_dir = choose_run_dir(cfg, resume)
+    barrier("run_dir chosen")  # every process picks the same directory before one of them creates it
     if resume:
         log.info("resuming %s", run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    handler = _setup_file_logging(run_dir)
+    handler = _setup_file_logging(run_dir) if is_primary() else None
     try:
         return _train(cfg, run_dir, resume, warm_start, ignore, progress)
     finally:
-        logging.getLogger("taco_jax").removeHandler(handler)
-        handler.close()
+        if handler is not None:
+            logging.getLogger("taco_jax").removeHandler(handler)
+            handler.close()
 
 
 def _train(cfg: Config, run_dir: Path, resume: bool, warm_start, ignore, progress: bool) -> TrainResult:
-    save_config(cfg, str(run_dir / "config.yaml"))
+    primary = is_primary()
+    if primary:
+        save_config(cfg, str(run_dir / "config.yaml"))
     log.info("run directory: %s (jax %s, %s, %d cpus)", run_dir, jax.__version__, jax.default_backend(), os.cpu_count())
+    if not primary:
+        barrier("data prepared")  # let process 0 fill the shared caches (corpus, mels) first
     data = build_data(cfg, progress=progress)
+    if primary:
+        barrier("data prepared")
     table = data.table
     model = build_model(cfg.model, len(table), cfg.audio.n_mels)
     tx = build_tx(cfg)
@@ -265,14 +275,14 @@ def _train(cfg: Config, run_dir: Path, resume: bool, warm_start, ignore, progres
             for name in report[kind]:
                 log.info("  warm start %s: %s", kind, name)
     first_state = jax.device_get(state)  # rollback target while no checkpoint exists yet
-    mesh = data_mesh(jax.local_devices())
+    mesh = data_mesh()
     if mesh.devices.size > 1:
-        log.info("data parallel over %d devices: %s", mesh.devices.size, jax.local_devices())
+        log.info("data parallel over %d devices in %d processes", mesh.devices.size, jax.process_count())
     state = replicate(state, mesh)
 
     train_step = make_train_step(model, tx, cfg)
     phase_update = make_phase_update(cfg)
-    monitor = Monitor(str(run_dir), cfg.audio.sampling_rate)
+    monitor = Monitor(str(run_dir), cfg.audio.sampling_rate, enabled=primary)
     evaluator = _Evaluator(cfg, model, data, monitor, run_dir)
     changes = ChangeLogger()
     nf = cfg.control.nonfinite
@@ -408,7 +418,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, warm_start, ignore, progres
         ckpt.close()
         monitor.close()
     final = {"step": int(state.step), "wall_s": time.time() - t_start, "stop_reason": stop_reason, **val_metrics}
-    write_text_atomic(str(run_dir / "final_metrics.json"), json.dumps(final, indent=2))
+    if primary:
+        write_text_atomic(str(run_dir / "final_metrics.json"), json.dumps(final, indent=2))
     return TrainResult(str(run_dir), int(state.step), val_metrics, state, stop_reason)
 
 

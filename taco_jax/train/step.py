@@ -101,6 +101,7 @@ def make_train_step(model: Tacotron2, tx: optax.GradientTransformationExtraArgs,
             ga_state = ga.update(
                 ctrl.ga, align["align_diag"], state.step, only_rise=phase.only_rise(ctrl.phase),
                 target_mult=phase.ga_target(ctrl.phase) if phase_on else None,
+                ga_loss=terms["ga_loss"], rest_loss=loss - ga_weight * terms["ga_loss"],
             )  # fmt: skip
         if guard:  # a rejected step changes nothing but the guard's counters (and its LR-scale decrease)
             finite = optim_control.last_step_finite(opt_state)
@@ -117,6 +118,8 @@ def make_train_step(model: Tacotron2, tx: optax.GradientTransformationExtraArgs,
         metrics["train/ga_mult"] = ga_state.mult
         metrics["train/ga_level"] = ga_state.level
         metrics["train/ga_ema_diag"] = ga_state.ema_diag
+        if ga_on:  # +inf until the first observation
+            metrics["train/ga_balance"] = ga_state.ema_balance
         metrics["train/phase"] = ctrl.phase.phase
         metrics["train/nonfinite"] = optim_control.nonfinite_count(opt_state)
         metrics["train/nonfinite_consecutive"] = optim_control.consecutive_nonfinite(opt_state)

@@ -38,7 +38,7 @@ SCRIPT = textwrap.dedent(
     from taco_jax.config import load_config
     from taco_jax.control.build import build_tx, init_control_state
     from taco_jax.model import build_model
-    from taco_jax.train.parallel import barrier, data_mesh, initialize_distributed, replicate, shard_batch
+    from taco_jax.train.parallel import data_mesh, initialize_distributed, replicate, shard_batch, shutdown_distributed
     from taco_jax.train.state import create_train_state
     from taco_jax.train.step import make_train_step
 
@@ -71,9 +71,7 @@ SCRIPT = textwrap.dedent(
     except ValueError as e:
         result["odd_batch_error"] = str(e)
     print(json.dumps(result), flush=True)
-    if jax.process_count() > 1:  # process 0 hosts the coordinator: nobody leaves before everyone is done
-        barrier("done")
-        jax.distributed.shutdown()
+    shutdown_distributed()
     """
 )
 
@@ -136,11 +134,16 @@ def two_process_runs():
     return [_result(r) for r in _run_together(commands, env, timeout=900)]
 
 
-def assert_same_training(one: dict, two: dict) -> None:
-    assert len(one["params"]) == len(two["params"]) > 10
-    for a, b in zip(one["params"], two["params"], strict=True):
+def assert_same_arrays(reference, other) -> None:
+    """Each array of `other` within 1e-5 of the same array of `reference`, relative to its scale (>= 1)."""
+    for a, b in zip(reference, other, strict=True):
         a, b = np.asarray(a), np.asarray(b)
         assert np.max(np.abs(a - b)) <= 1e-5 * max(np.max(np.abs(a)), 1.0)
+
+
+def assert_same_training(one: dict, two: dict) -> None:
+    assert len(one["params"]) == len(two["params"]) > 10
+    assert_same_arrays(one["params"], two["params"])
     assert abs(one["loss"] - two["loss"]) <= 1e-5 * abs(one["loss"])
 
 
@@ -191,9 +194,7 @@ def test_train_command_with_two_processes_matches_one_process(tiny_corpus, tmp_p
     assert list((runs[0] / "samples").glob("*.wav"))
     _, _, multi_vars = restore_model(str(runs[0]))
     _, _, single_vars = restore_model(str(tmp_path / "single" / "runs" / "t"))
-    for a, b in zip(jax.tree.leaves(single_vars), jax.tree.leaves(multi_vars), strict=True):
-        a, b = np.asarray(a), np.asarray(b)
-        assert np.max(np.abs(a - b)) <= 1e-5 * max(np.max(np.abs(a)), 1.0)
+    assert_same_arrays(jax.tree.leaves(single_vars), jax.tree.leaves(multi_vars))
 
 
 def test_distributed_settings_from_config_then_environment():

@@ -7,8 +7,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import jax
-
 from taco_jax.config import ConfigError, load_config
 from taco_jax.logging_setup import setup_logging
 
@@ -29,9 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = load_config(args.config, args.set)
         # Before any JAX computation; from this command's config/environment, never from a stored run config
         # (which holds process 0's id).
-        from taco_jax.train.parallel import initialize_distributed
+        from taco_jax.train.parallel import initialize_distributed, shutdown_distributed
 
-        distributed = initialize_distributed(cfg.distributed)
+        initialize_distributed(cfg.distributed)
         if args.resume:
             from taco_jax.train.loop import choose_run_dir
 
@@ -46,11 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     result = train(cfg, resume=args.resume, warm_start=args.warm_start, ignore=args.ignore,
                    progress=False if args.no_progress else None)  # fmt: skip
-    if distributed:  # process 0 hosts the coordinator: nobody leaves before everyone is done
-        from taco_jax.train.parallel import barrier
-
-        barrier("training finished")
-        jax.distributed.shutdown()
+    shutdown_distributed()
     summary = "  ".join(f"{k}={v:.4f}" for k, v in sorted(result.val_metrics.items()))
     print(f"finished at step {result.step}; run directory {Path(result.run_dir)}\n{summary}")
     return 0

@@ -71,6 +71,14 @@ def initialize_distributed(cfg: DistributedConfig) -> bool:
     return True
 
 
+def shutdown_distributed() -> None:
+    """Leave a multi-process run once every process got here (process 0 hosts the coordinator, so it must not
+    exit first); nothing to do in a single process."""
+    if jax.process_count() > 1:
+        barrier("finished")
+        jax.distributed.shutdown()
+
+
 def is_primary() -> bool:
     """True in the process that writes logs, metrics and files (process 0; always in a single process)."""
     return jax.process_index() == 0

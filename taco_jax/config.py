@@ -116,6 +116,31 @@ class ModelConfig:
     # Train with the decoder's hand-written backward pass (model/decoder_vjp.py): same gradients as autodiff
     # of the scan, less memory traffic per step. False: plain autodiff.
     decoder_custom_vjp: bool = True
+    # --- Tacotron2-New options (all off: the NVIDIA model) ---
+    # MMI decoder head (Liu et al. 2019): features -> Dense(mmi_dim) ReLU dropout -> mel layer (Dense(mmi_dim)
+    # ReLU dropout Dense(n_mels * r)); the gate reads the mmi_dim projection. Adds the CTC MI estimator's
+    # parameters (mmi_dim -> mmi_vocab classes).
+    mmi: bool = False
+    mmi_dim: int = 1024
+    mmi_dropout: float = 0.5
+    mmi_vocab: int = 0  # CTC classes including blank; 0 = n_symbols + 1
+    mmi_blank: str = "first"  # where the CTC blank is: "first" (T2N HEAD) | "last" (legacy T2N)
+    # Global style tokens: "none" | "add" (style projected to the memory width and added, T2N HEAD) |
+    # "concat" (style appended to every memory position, legacy T2N: memory is E + token embedding wide).
+    gst: str = "none"
+    gst_token_num: int = 8
+    gst_num_heads: int = 4
+    gst_token_embedding_size: int = 256
+    gst_ref_filters: list[int] = field(default_factory=lambda: [32, 32, 64, 64, 128, 128])
+    gst_ref_gru_size: int = 128
+    # How the reference encoder reads a mel [T, n_mels] as an image: "time_mel" (time x mel bins) or
+    # "torch_view" (T2N's checkpoints were trained on their [n_mels, T] buffer read as [T, n_mels]).
+    gst_reference_layout: str = "time_mel"
+    # Text-predicted style (TPS-GST): style from the encoder output, trained with L1 to the detached GST
+    # style, used at inference when no reference or token is given.
+    tpse: bool = False
+    tpse_gru_size: int = 128  # per direction
+    tpse_max_norm: float = 0.0  # > 0: T2N HEAD's rescale of the predicted style (norm clamp); 0 = off
 
 
 @dataclass
@@ -140,6 +165,11 @@ class LossConfig:
     gate_pos_weight: float = 1.0
     mel_weight: float = 1.0
     gate_weight: float = 1.0
+    tpse_weight: float = 1.0  # L1 of the text-predicted style to the detached GST style (model.tpse)
+    # With model.mmi: add the MI estimator's CTC loss, weighted each step by the gradient adaptive factor
+    # (the largest weight that keeps its gradient below the main loss's in every tensor), capped here.
+    mmi_ctc: bool = True
+    mmi_max_gaf: float = 0.1
     guided_attention: GuidedAttentionConfig = field(default_factory=GuidedAttentionConfig)
 
 
@@ -284,6 +314,9 @@ _CHOICES = {
     "loss.guided_attention.normalization": ("per_frame", "per_cell"),
     "loss.guided_attention.schedule": ("constant", "exponential", "piecewise"),
     "optim.schedule": ("constant", "warmup_exponential"),
+    "model.mmi_blank": ("first", "last"),
+    "model.gst": ("none", "add", "concat"),
+    "model.gst_reference_layout": ("time_mel", "torch_view"),
 }
 
 
@@ -313,6 +346,14 @@ def _validate(cfg: Config, source: str) -> None:
             )
     if cfg.model.n_frames_per_step < 1:
         raise ConfigError(f"{source}: config key 'model.n_frames_per_step' must be >= 1")
+    m = cfg.model
+    if m.gst != "none" and m.gst_token_embedding_size % m.gst_num_heads:
+        raise ConfigError(
+            f"{source}: config key 'model.gst_token_embedding_size' = {m.gst_token_embedding_size} is not a multiple "
+            f"of model.gst_num_heads = {m.gst_num_heads}"
+        )
+    if m.tpse and m.gst == "none":
+        raise ConfigError(f"{source}: config key 'model.tpse' needs model.gst (it predicts the GST style)")
     ga = cfg.loss.guided_attention
     if len(ga.boundaries) != len(ga.values) or list(ga.boundaries) != sorted(set(ga.boundaries)):
         raise ConfigError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import optax
 
 _MEL_KINDS = ("mse", "l1")
 _GA_NORMALIZATIONS = ("per_frame", "per_cell")
@@ -100,3 +101,40 @@ def guided_attention_loss(
     else:
         count = jnp.sum(jnp.where(text_len > 0, jnp.minimum(dec_len, n_frames), 0))
     return total / jnp.maximum(count, 1).astype(total.dtype)
+
+
+def mmi_ctc_loss(
+    logits: jax.Array, dec_len: jax.Array, text: jax.Array, text_len: jax.Array, blank_id: int
+) -> jax.Array:
+    """CTC term of the MMI objective (Liu et al. 2019): the text must be recoverable from the decoder.
+
+    logits [B, S, K] per decoder step (the MI estimator's; log-softmax is applied here), dec_len [B] valid
+    steps, text [B, N] symbol ids (the CTC labels), text_len [B]. Returns the batch mean of each item's
+    negative log-likelihood divided by its decoder steps. Items the CTC alignment cannot cover (fewer steps
+    than labels plus repeated neighbours) contribute 0, as PyTorch's `zero_infinity=True`.
+    """
+    steps = logits.shape[1]
+    logit_pad = (~sequence_mask(dec_len, steps)).astype(logits.dtype)
+    label_mask = sequence_mask(text_len, text.shape[1])
+    nll = optax.ctc_loss(logits, logit_pad, text, (~label_mask).astype(logits.dtype), blank_id=blank_id)
+    repeats = jnp.sum(label_mask[:, 1:] & (text[:, 1:] == text[:, :-1]), axis=1)
+    feasible = dec_len >= text_len + repeats
+    per_item = jnp.where(feasible, nll, 0.0) / jnp.maximum(dec_len, 1).astype(logits.dtype)
+    return jnp.mean(per_item)
+
+
+def gradient_adaptive_factor(grads_main, grads_aux, max_factor: float) -> jax.Array:
+    """GAF: the largest weight of an auxiliary loss whose gradient stays below the main loss's in every tensor.
+
+    min over tensors with both gradients non-zero of max|g_main| / max|g_aux|, capped at max_factor
+    (max_factor when no tensor qualifies).
+    """
+    ratios = [
+        jnp.where((a > 0) & (b > 0), a / jnp.where(b > 0, b, 1.0), jnp.inf)
+        for a, b in zip(
+            (jnp.max(jnp.abs(g)) for g in jax.tree.leaves(grads_main)),
+            (jnp.max(jnp.abs(g)) for g in jax.tree.leaves(grads_aux)),
+            strict=True,
+        )
+    ]
+    return jnp.minimum(jnp.min(jnp.stack(ratios)), max_factor)

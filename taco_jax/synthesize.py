@@ -1,6 +1,7 @@
 """Text -> mel -> wav: the synthesis API and CLI.
 
     python -m taco_jax.synthesize --checkpoint RUN_OR_CKPT (--text "..." | --text-file F) --out-dir D
+        [--reference-wav W | --style-token K] [--style-scale S]     (models with GST)
 
 writes per input line NNN.wav (Griffin-Lim), NNN.png (alignment), NNN.npy (log-mel [frames, n_mels]) and
 report.json (a list, in input order, of {text, frames, seconds, stopped, wav, mel}).
@@ -20,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from taco_jax.audio import griffin_lim, save_wav
+from taco_jax.audio import griffin_lim, load_wav, mel_spectrogram, save_wav
 from taco_jax.config import Config, write_text_atomic
 from taco_jax.logging_setup import setup_logging
 from taco_jax.model import Tacotron2
@@ -41,18 +42,41 @@ class Synthesis:
     stopped: bool  # the gate ended it (not max_decoder_steps)
 
 
+@dataclass(frozen=True)
+class Style:
+    """The style of a GST model's speech: a reference mel, or one style token; None of both = the model's
+    default (TPS-GST's prediction from the text, or no style). Scaled by `scale`."""
+
+    reference: np.ndarray | None = None  # [frames, n_mels] log-mel
+    token: int | None = None
+    scale: float = 1.0
+
+    @classmethod
+    def from_wav(cls, path: str, cfg: Config, scale: float = 1.0) -> Style:
+        return cls(reference=mel_spectrogram(load_wav(path, cfg.audio.sampling_rate), cfg.audio), scale=scale)
+
+
 class Synthesizer:
     """Batched free-running synthesis from a model and its variables."""
 
-    def __init__(self, cfg: Config, model: Tacotron2, variables, table: SymbolTable, seed: int = 0):
+    def __init__(
+        self, cfg: Config, model: Tacotron2, variables, table: SymbolTable, seed: int = 0, style: Style | None = None
+    ):
         self.cfg = cfg
         self.model = model
         self.variables = variables
         self.table = table
         self.rng = jax.random.PRNGKey(seed)
+        style = style or Style()
+        if (style.reference is not None or style.token is not None) and cfg.model.gst == "none":
+            raise ValueError("a style reference or token needs a model with GST (config key 'model.gst')")
+        reference = None if style.reference is None else jnp.asarray(style.reference, jnp.float32)[None]
         self._infer = jax.jit(
-            lambda v, text, text_len, rng: model.apply(v, text, text_len, method=model.infer, rngs={"dropout": rng})
-        )
+            lambda v, text, text_len, rng: model.apply(
+                v, text, text_len, method=model.infer, rngs={"dropout": rng}, reference=reference,
+                style_token=style.token, style_scale=style.scale,
+            )
+        )  # fmt: skip
 
     def encode(self, text: str) -> np.ndarray:
         ids, unknown = text_to_sequence(text, self.table, self.cfg.text.cleaners, self.cfg.text.add_eos)
@@ -125,11 +149,18 @@ def write_outputs(synth: Synthesizer, results: list[Synthesis], out_dir: str) ->
     return report
 
 
-def load_synthesizer(checkpoint: str, overrides: Sequence[str] = (), seed: int = 0) -> Synthesizer:
+def load_synthesizer(
+    checkpoint: str, overrides: Sequence[str] = (), seed: int = 0, reference_wav: str | None = None,
+    style_token: int | None = None, style_scale: float = 1.0,
+) -> Synthesizer:  # fmt: skip
     from taco_jax.checkpoint import restore_model, restore_symbols
 
     cfg, model, variables = restore_model(checkpoint, overrides)
-    return Synthesizer(cfg, model, variables, restore_symbols(checkpoint), seed)
+    if reference_wav is not None:
+        style = Style.from_wav(reference_wav, cfg, style_scale)
+    else:
+        style = Style(token=style_token, scale=style_scale)
+    return Synthesizer(cfg, model, variables, restore_symbols(checkpoint), seed, style)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,6 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    style = parser.add_mutually_exclusive_group()
+    style.add_argument("--reference-wav", help="GST models: speak in the style of this recording")
+    style.add_argument("--style-token", type=int, help="GST models: speak in the style of this token alone")
+    parser.add_argument("--style-scale", type=float, default=1.0, help="GST models: style strength")
     args = parser.parse_args(argv)
     setup_logging()
     if args.text_file:
@@ -151,7 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"{args.text_file}: no non-empty lines")
     else:
         texts = args.text
-    synth = load_synthesizer(args.checkpoint, args.set, args.seed)
+    synth = load_synthesizer(
+        args.checkpoint, args.set, args.seed, args.reference_wav, args.style_token, args.style_scale
+    )
     results = synth(texts, batch_size=args.batch_size)
     report = write_outputs(synth, results, args.out_dir)
     for item in report:

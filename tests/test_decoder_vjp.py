@@ -47,7 +47,7 @@ def test_custom_vjp_gradients_equal_autodiff():
     (value_on, out_on), grads_on = jax.value_and_grad(make_objective(on, batch), has_aux=True)(*args)
     (value_off, out_off), grads_off = jax.value_and_grad(make_objective(off, batch), has_aux=True)(*args)
     # Same forward computation.
-    for a, b in zip(out_on, out_off, strict=True):
+    for a, b in zip(jax.tree.leaves(out_on), jax.tree.leaves(out_off), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(float(value_on), float(value_off), rtol=1e-6)
     flat_on = jax.tree_util.tree_flatten_with_path(grads_on)[0]
@@ -77,5 +77,5 @@ def test_custom_vjp_is_only_used_in_training():
     batch = jax.tree.map(jnp.asarray, random_batch(1, [8, 5], [12, 9], N_SYMBOLS))
     out_on = on.apply(variables, batch.text, batch.text_len, batch.mel, batch.mel_len, train=False)
     out_off = off.apply(variables, batch.text, batch.text_len, batch.mel, batch.mel_len, train=False)
-    for a, b in zip(out_on, out_off, strict=True):
+    for a, b in zip(jax.tree.leaves(out_on), jax.tree.leaves(out_off), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

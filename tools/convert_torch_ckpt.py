@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
-from taco_jax.convert import LAYOUTS, flax_to_torch, torch_to_flax  # noqa: E402
+from taco_jax.convert import LAYOUTS, T2N_LAYOUTS, flax_to_torch, torch_to_flax  # noqa: E402
 
 NVIDIA_CONFIG = REPO / "configs" / "nvidia_ljspeech.yaml"
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
@@ -118,10 +118,16 @@ def build_config(report: Mapping[str, Any]):
     """configs/nvidia_ljspeech.yaml with the model dims (and n_mels) of the converted checkpoint."""
     from taco_jax.config import from_yaml_string, load_config, to_yaml
 
+    if report["layout"] in T2N_LAYOUTS:
+        raise CLIError(
+            f"{report['layout']} checkpoint: a taco_jax checkpoint needs the text front-end it was trained with, "
+            "and taco_jax has no Tacotron2-New (Russian) symbol table or cleaners yet. Convert the weights from "
+            "Python with taco_jax.convert.torch_to_flax (the report's 'config' holds the ModelConfig overrides)."
+        )
     cfg = load_config(str(NVIDIA_CONFIG))
     for key, value in report["config"].items():
         if key != "n_symbols":
-            setattr(cfg.model, key, int(value))
+            setattr(cfg.model, key, value)
     cfg.audio.n_mels = int(report["n_mels"])
     r = cfg.model.n_frames_per_step
     cfg.data.buckets = [[t, -(-m // r) * r] for t, m in cfg.data.buckets]  # mel frames a multiple of r

@@ -2,6 +2,7 @@
 
 from taco_jax.convert.torch_ckpt import (
     LAYOUTS,
+    T2N_LAYOUTS,
     ConversionError,
     config_from_state_dict,
     detect_layout,
@@ -12,6 +13,7 @@ from taco_jax.convert.torch_ckpt import (
 
 __all__ = [
     "LAYOUTS",
+    "T2N_LAYOUTS",
     "ConversionError",
     "config_from_state_dict",
     "detect_layout",

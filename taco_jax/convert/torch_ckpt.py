@@ -1,8 +1,17 @@
-"""NVIDIA/tacotron2 and DeepLearningExamples (DLE) PyTorch state_dicts <-> taco_jax variables (pure numpy).
+"""NVIDIA/tacotron2, DeepLearningExamples (DLE) and Tacotron2-New (T2N) PyTorch state_dicts <-> taco_jax
+variables (pure numpy).
 
 Layouts:
-  * "nvidia": NVIDIA/tacotron2 keys (`embedding.weight`, `encoder.convolutions.0.0.conv.weight`, ...);
-  * "dle":    the same keys with DistributedDataParallel's `module.` prefix (DeepLearningExamples checkpoints).
+  * "nvidia":     NVIDIA/tacotron2 keys (`embedding.weight`, `encoder.convolutions.0.0.conv.weight`, ...);
+  * "dle":        the same keys with DistributedDataParallel's `module.` prefix (DeepLearningExamples checkpoints);
+  * "t2n":        T2N HEAD: NVIDIA's keys plus its options, each recognised by its keys: the MMI head
+                  (`decoder.linear_projection.0.*`, `decoder.mel_layer.*`) with the MI estimator `mi.layers.*`
+                  (CTC blank first), GST (`gst.*`) added through `gst_proj.*`, TPS-GST `tps_gst.*`;
+  * "t2n-legacy": the first T2N commit / creotiv's RussianTTS-Tacotron2: GST concatenated to the memory (no
+                  `gst_proj`, memory E + token-embedding wide), TPS-GST `tpse_gst.*`, MI estimator
+                  `mi.proj.0.*` + `mi.ctc_proj.*` (CTC blank last).
+T2N's second decoder (`decoder_secondary.*`, its DDC) has no taco_jax counterpart yet: those keys are reported
+as unmapped.
 
 Tensor mapping (PyTorch -> Flax):
   * Linear weight [out, in]        -> Dense kernel [in, out] (transpose);
@@ -11,7 +20,10 @@ Tensor mapping (PyTorch -> Flax):
     `num_batches_tracked` is optional and ignored (written as 0 on export);
   * LSTM(Cell) weight_ih [4H, in], weight_hh [4H, H] -> w_ih [in, 4H], w_hh [H, 4H] (gate order i, f, g, o in both);
     bias = bias_ih + bias_hh (on export: the sum in bias_ih, zeros in bias_hh);
-  * Embedding weight [V, D]        -> embedding [V, D].
+  * Embedding weight [V, D]        -> embedding [V, D];
+  * Conv2d weight [out, in, kh, kw] -> conv kernel [kh, kw, in, out] (GST reference encoder);
+  * GRU weight_ih [3H, in], weight_hh [3H, H] -> w_ih [in, 3H], w_hh [H, 3H] (gate order r, z, n in both);
+    bias_ih and bias_hh stay separate (the n block of bias_hh is inside the reset gate's product).
 
 State dicts here are plain mappings of str -> numpy array; this module never imports torch.
 """
@@ -25,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-LAYOUTS: dict[str, str] = {"nvidia": "", "dle": "module."}  # layout -> key prefix
+LAYOUTS: dict[str, str] = {"nvidia": "", "dle": "module.", "t2n": "", "t2n-legacy": ""}  # layout -> key prefix
+T2N_LAYOUTS = ("t2n", "t2n-legacy")
 
 # Keys of the NVIDIA architecture, used to recognise a layout (after the prefix is stripped).
 _NVIDIA_KEY_PATTERNS = [
@@ -42,8 +55,21 @@ _NVIDIA_KEY_PATTERNS = [
         r"decoder\.attention_layer\.location_layer\.location_conv\.conv\.weight",
         r"decoder\.attention_layer\.location_layer\.location_dense\.linear_layer\.weight",
         r"decoder\.(linear_projection|gate_layer)\.linear_layer\.(weight|bias)",
+        # Tacotron2-New
+        r"decoder\.linear_projection\.0\.linear_layer\.(weight|bias)",
+        r"decoder\.mel_layer\.[03]\.linear_layer\.(weight|bias)",
+        r"mi\.(layers\.[03]|proj\.0|ctc_proj)\.linear_layer\.(weight|bias)",
+        r"gst\.encoder\.(convs|bns)\.\d+\.(weight|bias|running_mean|running_var|num_batches_tracked)",
+        r"gst\.encoder\.gru\.(weight_ih|weight_hh|bias_ih|bias_hh)_l0",
+        r"gst\.stl\.(embed|attention\.W_(query|key|value)\.weight)",
+        r"gst_proj\.linear_layer\.(weight|bias)",
+        r"(tps_gst|tpse_gst)\.(inp\.[01]|gru|linear)\.\w+",
+        r"decoder_secondary\.\S+",
     )
 ]
+# Keys only T2N HEAD / only legacy T2N checkpoints have.
+_T2N_HEAD_MARKERS = re.compile(r"(gst_proj|tps_gst|decoder_secondary|mi\.layers)\..*")
+_T2N_LEGACY_MARKERS = re.compile(r"(tpse_gst|mi\.proj|mi\.ctc_proj)\..*")
 
 # Keys the dims are read from (NVIDIA names, no prefix); config inference needs all of them.
 ANCHOR_KEYS = (
@@ -89,15 +115,18 @@ def _matches(key: str) -> bool:
 
 
 def detect_layout(state_dict: Mapping[str, Any]) -> str:
-    """Return "nvidia" or "dle" for a state_dict (key -> array).
+    """Return "nvidia", "dle", "t2n" or "t2n-legacy" for a state_dict (key -> array).
 
-    The layout whose prefix makes the most keys NVIDIA Tacotron 2 keys wins; fewer than half of the keys
-    matching means an unknown layout (ConversionError listing the keys that match no known name).
+    The prefix that makes the most keys Tacotron 2 keys wins ("dle" for `module.`); fewer than half of the
+    keys matching means an unknown layout (ConversionError listing the keys that match no known name).
+    Unprefixed state_dicts are T2N HEAD or legacy T2N by their marker keys (HEAD: `gst_proj`, `tps_gst`,
+    `decoder_secondary`, `mi.layers`; legacy: `tpse_gst`, `mi.proj`, `mi.ctc_proj`, or GST without
+    `gst_proj`, i.e. concatenated), NVIDIA otherwise.
     """
     if not state_dict:
         raise ConversionError("empty state_dict: no keys to detect a layout from")
     best, best_count = None, -1
-    for layout, prefix in LAYOUTS.items():
+    for layout, prefix in (("nvidia", ""), ("dle", "module.")):
         count = sum(1 for k in state_dict if k.startswith(prefix) and _matches(k[len(prefix) :]))
         if count > best_count:
             best, best_count = layout, count
@@ -107,7 +136,16 @@ def detect_layout(state_dict: Mapping[str, Any]) -> str:
             f"unknown state_dict layout: {len(unmatched)} of {len(state_dict)} keys match no NVIDIA/DLE Tacotron 2 "
             f"key (known layouts: {', '.join(LAYOUTS)}); unmatched keys: {', '.join(unmatched) or '(none)'}"
         )
-    return best
+    if best == "dle":
+        return best
+    head = any(_T2N_HEAD_MARKERS.fullmatch(k) for k in state_dict)
+    legacy = any(_T2N_LEGACY_MARKERS.fullmatch(k) for k in state_dict) or (
+        "gst.stl.embed" in state_dict and "gst_proj.linear_layer.weight" not in state_dict
+    )
+    if head and legacy:
+        keys = sorted(k for k in state_dict if _T2N_HEAD_MARKERS.fullmatch(k) or _T2N_LEGACY_MARKERS.fullmatch(k))
+        raise ConversionError(f"state_dict mixes T2N HEAD and legacy T2N keys: {', '.join(keys)}")
+    return "t2n" if head else "t2n-legacy" if legacy else best
 
 
 def _check_layout(layout: str) -> str:
@@ -137,8 +175,9 @@ def infer_n_mels(state_dict: Mapping[str, Any], layout: str) -> int:
     return int(np.shape(sd[key])[1])
 
 
-def config_from_state_dict(state_dict: Mapping[str, Any], layout: str) -> dict[str, int]:
-    """ModelConfig field overrides (dims, layer counts, kernel sizes, r, n_symbols) read from tensor shapes.
+def config_from_state_dict(state_dict: Mapping[str, Any], layout: str) -> dict[str, Any]:
+    """ModelConfig field overrides (dims, layer counts, kernel sizes, r, n_symbols, T2N options) read from
+    tensor shapes and key names.
 
     Raises ConversionError naming the anchor keys that are missing or have the wrong rank.
     """
@@ -165,6 +204,7 @@ def config_from_state_dict(state_dict: Mapping[str, Any], layout: str) -> dict[s
             f"n_mels={n_mels} (from {prefix}postnet.convolutions.0.0.conv.weight)"
         )
     return {
+        **_t2n_options(sd, layout, prefix, enc),
         "n_symbols": n_symbols,
         "symbols_embedding_dim": emb,
         "encoder_embedding_dim": enc,
@@ -183,7 +223,83 @@ def config_from_state_dict(state_dict: Mapping[str, Any], layout: str) -> dict[s
     }
 
 
-def _config_from_params(params: Mapping[str, Any]) -> tuple[dict[str, int], int]:
+# T2N's training recipe (upstream-model.md 1.9): dropout rates the converted config continues with.
+_T2N_HEAD_DROPOUT = {
+    "encoder_dropout": 0.005, "prenet_dropout": 0.01, "prenet_dropout_at_inference": False,
+    "attention_dropout": 0.01, "decoder_dropout": 0.01, "postnet_dropout": 0.01,
+}  # fmt: skip
+
+
+def _t2n_options(sd: Mapping[str, Any], layout: str, prefix: str, enc: int) -> dict[str, Any]:
+    """The Tacotron2-New ModelConfig fields of an (unprefixed) state_dict; {} for NVIDIA/DLE."""
+    if layout not in T2N_LAYOUTS:
+        return {}
+    shape = lambda k: tuple(int(d) for d in np.shape(sd[k]))  # noqa: E731
+    legacy = layout == "t2n-legacy"
+    out: dict[str, Any] = {} if legacy else dict(_T2N_HEAD_DROPOUT)
+    out["mmi"] = "decoder.mel_layer.0.linear_layer.weight" in sd
+    if out["mmi"]:
+        out["mmi_dim"] = shape("decoder.mel_layer.0.linear_layer.weight")[0]
+        out["mmi_blank"] = "last" if legacy else "first"
+        mi_out = "mi.ctc_proj.linear_layer.weight" if legacy else "mi.layers.3.linear_layer.weight"
+        if mi_out in sd:
+            out["mmi_vocab"] = shape(mi_out)[0]
+    if "gst.stl.embed" not in sd:
+        return out
+    n_convs = _count(sd, r"gst\.encoder\.convs\.(\d+)\.weight")
+    token_num, d_k = shape("gst.stl.embed")
+    e = shape("gst.stl.attention.W_key.weight")[0]
+    out |= {
+        "gst": "concat" if legacy else "add",
+        "gst_token_num": token_num,
+        "gst_token_embedding_size": e,
+        "gst_num_heads": e // d_k,
+        "gst_ref_filters": [shape(f"gst.encoder.convs.{i}.weight")[0] for i in range(n_convs)],
+        "gst_ref_gru_size": shape("gst.encoder.gru.weight_hh_l0")[1],
+        # T2N's reference encoder reads its [n_mels, T] buffer as a [T, n_mels] image; its filters depend on it.
+        "gst_reference_layout": "torch_view",
+    }
+    memory = shape("decoder.attention_layer.memory_layer.linear_layer.weight")[1]
+    if memory != (enc + e if legacy else enc):
+        raise ConversionError(
+            f"{prefix}decoder.attention_layer.memory_layer.linear_layer.weight reads memory {memory} wide; "
+            f"the {layout} layout with encoder {enc} and style {e} expects {enc + e if legacy else enc}"
+        )
+    tpse = f"{'tpse_gst' if legacy else 'tps_gst'}.gru.weight_hh_l0"
+    if tpse in sd:
+        out |= {"tpse": True, "tpse_gru_size": shape(tpse)[1], "tpse_max_norm": 0.0 if legacy else 5.0}
+    return out
+
+
+def _t2n_options_from_params(params: Mapping[str, Any], enc: int) -> dict[str, Any]:
+    """The Tacotron2-New ModelConfig fields of a taco_jax params tree (KeyError if malformed)."""
+    dec = params["decoder"]
+    out: dict[str, Any] = {"mmi": "mel_layer_0" in dec}
+    if out["mmi"]:
+        out["mmi_dim"] = np.shape(dec["mel_layer_0"]["kernel"])[0]
+        out["mmi_vocab"] = np.shape(params["mi"]["output"]["dense"]["kernel"])[1]
+    if "gst" not in params:
+        return out
+    g = params["gst"]
+    token_num, d_k = np.shape(g["stl"]["embed"])
+    e = np.shape(g["stl"]["w_key"])[1]
+    out |= {
+        "gst": "add" if "gst_proj" in params else "concat",
+        "gst_token_num": token_num,
+        "gst_token_embedding_size": e,
+        "gst_num_heads": e // d_k,
+        "gst_ref_filters": [
+            int(np.shape(g["encoder"][f"conv_{i}"]["kernel"])[-1])
+            for i in range(sum(1 for k in g["encoder"] if k.startswith("conv_")))
+        ],
+        "gst_ref_gru_size": np.shape(g["encoder"]["gru"]["w_hh"])[0],
+    }
+    if "tpse" in params:
+        out |= {"tpse": True, "tpse_gru_size": np.shape(params["tpse"]["gru_fwd"]["w_hh"])[0]}
+    return out
+
+
+def _config_from_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
     """(ModelConfig overrides, n_mels) read from a taco_jax params tree."""
     try:
         enc = params["encoder"]
@@ -211,28 +327,34 @@ def _config_from_params(params: Mapping[str, Any]) -> tuple[dict[str, int], int]
             "postnet_kernel_size": post_k,
             "postnet_n_convolutions": sum(1 for k in post if k.startswith("conv_")),
         }
+        cfg = {k: int(v) for k, v in cfg.items()} | _t2n_options_from_params(params, int(enc_dim))
     except (KeyError, TypeError, ValueError) as e:
         raise ConversionError(f"params tree is not a taco_jax Tacotron 2 (missing or malformed {e})") from None
-    return {k: int(v) for k, v in cfg.items()}, int(n_mels)
+    return {k: int(v) if isinstance(v, np.integer) else v for k, v in cfg.items()}, int(n_mels)
 
 
 # ----------------------------------------------------------------------------------------------- rules
 
 
-def _rules(c: Mapping[str, int], n_mels: int) -> list[_Rule]:
-    """Every variable of the NVIDIA architecture with config `c`, in NVIDIA's registration order."""
+def _rules(c: Mapping[str, Any], n_mels: int, layout: str = "nvidia") -> list[_Rule]:
+    """Every variable of the architecture with config `c` (NVIDIA's, plus the T2N options it names), in
+    PyTorch's registration order. `layout` picks the key names of the T2N generation."""
     rules: list[_Rule] = []
+    legacy = layout == "t2n-legacy"
 
     def add(keys, shape, path, kind="copy", collection="params"):
         rules.append(_Rule(tuple(keys), tuple(int(d) for d in shape), collection, tuple(path), kind))
 
+    def bn(torch_base, path, n):
+        add([f"{torch_base}.weight"], (n,), (*path, "scale"))
+        add([f"{torch_base}.bias"], (n,), (*path, "bias"))
+        add([f"{torch_base}.running_mean"], (n,), (*path, "mean"), collection="batch_stats")
+        add([f"{torch_base}.running_var"], (n,), (*path, "var"), collection="batch_stats")
+
     def conv_bn(torch_base, flax_base, i, c_in, c_out, k):
         add([f"{torch_base}.{i}.0.conv.weight"], (c_out, c_in, k), (*flax_base, f"conv_{i}", "conv", "kernel"), "conv")
         add([f"{torch_base}.{i}.0.conv.bias"], (c_out,), (*flax_base, f"conv_{i}", "conv", "bias"))
-        add([f"{torch_base}.{i}.1.weight"], (c_out,), (*flax_base, f"bn_{i}", "scale"))
-        add([f"{torch_base}.{i}.1.bias"], (c_out,), (*flax_base, f"bn_{i}", "bias"))
-        add([f"{torch_base}.{i}.1.running_mean"], (c_out,), (*flax_base, f"bn_{i}", "mean"), collection="batch_stats")
-        add([f"{torch_base}.{i}.1.running_var"], (c_out,), (*flax_base, f"bn_{i}", "var"), collection="batch_stats")
+        bn(f"{torch_base}.{i}.1", (*flax_base, f"bn_{i}"), c_out)
 
     def lstm(torch_base, suffix, flax_base, n_in, h):
         add([f"{torch_base}.weight_ih{suffix}"], (4 * h, n_in), (*flax_base, "w_ih"), "dense")
@@ -240,7 +362,20 @@ def _rules(c: Mapping[str, int], n_mels: int) -> list[_Rule]:
         add([f"{torch_base}.bias_ih{suffix}", f"{torch_base}.bias_hh{suffix}"], (4 * h,), (*flax_base, "bias"),
             "lstm_bias")  # fmt: skip
 
+    def linear(torch_base, path, n_in, n_out, bias=True):
+        add([f"{torch_base}.weight"], (n_out, n_in), (*path, "kernel"), "dense")
+        if bias:
+            add([f"{torch_base}.bias"], (n_out,), (*path, "bias"))
+
+    def gru(torch_base, suffix, path, n_in, h):
+        add([f"{torch_base}.weight_ih{suffix}"], (3 * h, n_in), (*path, "w_ih"), "dense")
+        add([f"{torch_base}.weight_hh{suffix}"], (3 * h, h), (*path, "w_hh"), "dense")
+        add([f"{torch_base}.bias_ih{suffix}"], (3 * h,), (*path, "b_ih"))
+        add([f"{torch_base}.bias_hh{suffix}"], (3 * h,), (*path, "b_hh"))
+
     emb, enc = c["symbols_embedding_dim"], c["encoder_embedding_dim"]
+    gst, e = c.get("gst", "none"), c.get("gst_token_embedding_size", 0)
+    m = enc + e if gst == "concat" else enc  # the decoder's memory width
     add(["embedding.weight"], (c["n_symbols"], emb), ("embedding", "embedding"))
     for i in range(c["encoder_n_convolutions"]):
         conv_bn("encoder.convolutions", ("encoder", "convolutions"), i, emb if i == 0 else enc, enc,
@@ -252,35 +387,70 @@ def _rules(c: Mapping[str, int], n_mels: int) -> list[_Rule]:
     att_rnn, att, dec_rnn = c["attention_rnn_dim"], c["attention_dim"], c["decoder_rnn_dim"]
     add(["decoder.prenet.layers.0.linear_layer.weight"], (pre, frame), ("decoder", "prenet_0", "kernel"), "dense")
     add(["decoder.prenet.layers.1.linear_layer.weight"], (pre, pre), ("decoder", "prenet_1", "kernel"), "dense")
-    lstm("decoder.attention_rnn", "", ("decoder", "attention_rnn"), pre + enc, att_rnn)
+    lstm("decoder.attention_rnn", "", ("decoder", "attention_rnn"), pre + m, att_rnn)
     a = "decoder.attention_layer."
     add([a + "query_layer.linear_layer.weight"], (att, att_rnn), ("decoder", "query_layer", "kernel"), "dense")
-    add([a + "memory_layer.linear_layer.weight"], (att, enc), ("decoder", "memory_layer", "kernel"), "dense")
+    add([a + "memory_layer.linear_layer.weight"], (att, m), ("decoder", "memory_layer", "kernel"), "dense")
     add([a + "v.linear_layer.weight"], (1, att), ("decoder", "v", "kernel"), "dense")
     loc_f, loc_k = c["attention_location_n_filters"], c["attention_location_kernel_size"]
     add([a + "location_layer.location_conv.conv.weight"], (loc_f, 2, loc_k), ("decoder", "location_conv", "kernel"),
         "conv")  # fmt: skip
     add([a + "location_layer.location_dense.linear_layer.weight"], (att, loc_f),
         ("decoder", "location_dense", "kernel"), "dense")  # fmt: skip
-    lstm("decoder.decoder_rnn", "", ("decoder", "decoder_rnn"), att_rnn + enc, dec_rnn)
-    add(["decoder.linear_projection.linear_layer.weight"], (frame, dec_rnn + enc),
-        ("decoder", "linear_projection", "kernel"), "dense")  # fmt: skip
-    add(["decoder.linear_projection.linear_layer.bias"], (frame,), ("decoder", "linear_projection", "bias"))
-    add(["decoder.gate_layer.linear_layer.weight"], (1, dec_rnn + enc), ("decoder", "gate_layer", "kernel"), "dense")
-    add(["decoder.gate_layer.linear_layer.bias"], (1,), ("decoder", "gate_layer", "bias"))
+    lstm("decoder.decoder_rnn", "", ("decoder", "decoder_rnn"), att_rnn + m, dec_rnn)
+    if c.get("mmi"):
+        mmi = c["mmi_dim"]
+        linear("decoder.linear_projection.0.linear_layer", ("decoder", "linear_projection"), dec_rnn + m, mmi)
+        linear("decoder.mel_layer.0.linear_layer", ("decoder", "mel_layer_0"), mmi, mmi)
+        linear("decoder.mel_layer.3.linear_layer", ("decoder", "mel_layer_1"), mmi, frame)
+        linear("decoder.gate_layer.linear_layer", ("decoder", "gate_layer"), mmi, 1)
+    else:
+        linear("decoder.linear_projection.linear_layer", ("decoder", "linear_projection"), dec_rnn + m, frame)
+        linear("decoder.gate_layer.linear_layer", ("decoder", "gate_layer"), dec_rnn + m, 1)
 
     n_post, post = c["postnet_n_convolutions"], c["postnet_embedding_dim"]
     for i in range(n_post):
         c_in = n_mels if i == 0 else post
         c_out = n_mels if i == n_post - 1 else post
         conv_bn("postnet.convolutions", ("postnet",), i, c_in, c_out, c["postnet_kernel_size"])
+
+    if c.get("mmi"):
+        mmi, vocab = c["mmi_dim"], c["mmi_vocab"]
+        hidden, output = ("mi.proj.0", "mi.ctc_proj") if legacy else ("mi.layers.0", "mi.layers.3")
+        linear(f"{hidden}.linear_layer", ("mi", "hidden", "dense"), mmi, mmi)
+        linear(f"{output}.linear_layer", ("mi", "output", "dense"), mmi, vocab)
+    if gst != "none":
+        filters, ref_gru = c["gst_ref_filters"], c["gst_ref_gru_size"]
+        for i, (c_in, c_out) in enumerate(zip([1, *filters[:-1]], filters, strict=True)):
+            add([f"gst.encoder.convs.{i}.weight"], (c_out, c_in, 3, 3), ("gst", "encoder", f"conv_{i}", "kernel"),
+                "conv2d")  # fmt: skip
+            add([f"gst.encoder.convs.{i}.bias"], (c_out,), ("gst", "encoder", f"conv_{i}", "bias"))
+        for i, c_out in enumerate(filters):
+            bn(f"gst.encoder.bns.{i}", ("gst", "encoder", f"bn_{i}"), c_out)
+        freq = n_mels
+        for _ in filters:
+            freq = (freq - 1) // 2 + 1  # 3x3, stride 2, padding 1
+        gru("gst.encoder.gru", "_l0", ("gst", "encoder", "gru"), filters[-1] * freq, ref_gru)
+        d_k = e // c["gst_num_heads"]
+        add(["gst.stl.embed"], (c["gst_token_num"], d_k), ("gst", "stl", "embed"))
+        add(["gst.stl.attention.W_query.weight"], (e, ref_gru), ("gst", "stl", "w_query"), "dense")
+        add(["gst.stl.attention.W_key.weight"], (e, d_k), ("gst", "stl", "w_key"), "dense")
+        add(["gst.stl.attention.W_value.weight"], (e, d_k), ("gst", "stl", "w_value"), "dense")
+        if gst == "add":
+            linear("gst_proj.linear_layer", ("gst_proj", "dense"), e, enc)
+    if c.get("tpse"):
+        t, g = ("tpse_gst" if legacy else "tps_gst"), c["tpse_gru_size"]
+        add([f"{t}.inp.0.weight"], (2 * g, enc, 3), ("tpse", "conv", "kernel"), "conv")
+        bn(f"{t}.inp.1", ("tpse", "bn"), 2 * g)
+        gru(f"{t}.gru", "_l0", ("tpse", "gru_fwd"), 2 * g, g)
+        gru(f"{t}.gru", "_l0_reverse", ("tpse", "gru_bwd"), 2 * g, g)
+        linear(f"{t}.linear", ("tpse", "linear"), 2 * g, e)
     return rules
 
 
-def _optional_keys(c: Mapping[str, int]) -> list[str]:
+def _optional_keys(rules: list[_Rule]) -> list[str]:
     """BatchNorm `num_batches_tracked` buffers: accepted, not needed."""
-    keys = [f"encoder.convolutions.{i}.1.num_batches_tracked" for i in range(c["encoder_n_convolutions"])]
-    return keys + [f"postnet.convolutions.{i}.1.num_batches_tracked" for i in range(c["postnet_n_convolutions"])]
+    return [r.torch_keys[0].replace("running_var", "num_batches_tracked") for r in rules if r.path[-1] == "var"]
 
 
 def _set(tree: dict, path: tuple[str, ...], value: np.ndarray) -> None:
@@ -316,8 +486,8 @@ def torch_to_flax(
     prefix = _check_layout(layout)
     cfg = config_from_state_dict(state_dict, layout)
     n_mels = infer_n_mels(state_dict, layout)
-    rules = _rules(cfg, n_mels)
-    optional = {prefix + k for k in _optional_keys(cfg)}
+    rules = _rules(cfg, n_mels, layout)
+    optional = {prefix + k for k in _optional_keys(rules)}
     expected = {prefix + k for r in rules for k in r.torch_keys}
 
     params: dict = {}
@@ -339,6 +509,8 @@ def torch_to_flax(
             value = arrays[0].T
         elif rule.kind == "conv":
             value = arrays[0].transpose(2, 1, 0)
+        elif rule.kind == "conv2d":
+            value = arrays[0].transpose(2, 3, 1, 0)
         elif rule.kind == "lstm_bias":
             value = arrays[0] + arrays[1]
         else:
@@ -370,8 +542,22 @@ def torch_to_flax(
     return params, batch_stats, report
 
 
+def _check_export_layout(cfg: Mapping[str, Any], layout: str) -> None:
+    """The options a taco_jax model has must exist in the PyTorch architecture it is exported to."""
+    need = {"add": "t2n", "concat": "t2n-legacy"}.get(cfg.get("gst", "none"))
+    if need and layout != need:
+        raise ConversionError(f"a model with model.gst={cfg['gst']!r} exports to layout {need!r}, not {layout!r}")
+    extras = [k for k in ("mmi", "tpse") if cfg.get(k)]
+    if extras and layout not in T2N_LAYOUTS:
+        raise ConversionError(
+            f"a model with {', '.join('model.' + k for k in extras)} exports to a T2N layout "
+            f"({', '.join(T2N_LAYOUTS)}), not {layout!r}"
+        )
+
+
 def flax_to_torch(params: Mapping[str, Any], batch_stats: Mapping[str, Any], layout: str = "nvidia") -> dict:
-    """Export taco_jax variables to an NVIDIA ("nvidia") or DLE ("dle", `module.` prefix) state_dict.
+    """Export taco_jax variables to an NVIDIA ("nvidia"), DLE ("dle", `module.` prefix) or T2N ("t2n",
+    "t2n-legacy"; the layout must have the model's options) state_dict.
 
     Returns key -> float32 numpy array in PyTorch layouts (Linear [out, in], Conv1d [out, in, K], LSTM
     weight_ih [4H, in]); LSTM bias_ih holds taco_jax's summed bias and bias_hh zeros; BatchNorm
@@ -380,9 +566,10 @@ def flax_to_torch(params: Mapping[str, Any], batch_stats: Mapping[str, Any], lay
     """
     prefix = _check_layout(layout)
     cfg, n_mels = _config_from_params(params)
+    _check_export_layout(cfg, layout)
     out: dict[str, np.ndarray] = {}
     missing = []
-    for rule in _rules(cfg, n_mels):
+    for rule in _rules(cfg, n_mels, layout):
         tree = params if rule.collection == "params" else batch_stats
         try:
             value = np.asarray(_get(tree, rule.path), np.float32)
@@ -393,6 +580,8 @@ def flax_to_torch(params: Mapping[str, Any], batch_stats: Mapping[str, Any], lay
             value = value.T
         elif rule.kind == "conv":
             value = value.transpose(2, 1, 0)
+        elif rule.kind == "conv2d":
+            value = value.transpose(3, 2, 0, 1)
         if rule.kind == "lstm_bias":
             values = [value, np.zeros_like(value)]
         else:
@@ -401,7 +590,7 @@ def flax_to_torch(params: Mapping[str, Any], batch_stats: Mapping[str, Any], lay
             if tuple(v.shape) != rule.torch_shape:
                 missing.append(f"{rule.collection}/{'/'.join(rule.path)}: shape {v.shape} for {key} {rule.torch_shape}")
             out[prefix + key] = np.array(v, order="C", copy=True)  # writable (torch.from_numpy needs it)
-        if rule.torch_keys[0].endswith(".1.running_var"):
+        if rule.path[-1] == "var":
             out[prefix + rule.torch_keys[0].replace("running_var", "num_batches_tracked")] = np.array(0, np.int64)
     if missing:
         raise ConversionError(f"cannot export: missing or malformed variables: {', '.join(missing)}")

@@ -165,6 +165,8 @@ class Decoder(nn.Module):
     memory_dim: int = 512
     mask_value: float = -1e4
     custom_vjp: bool = True  # training uses decoder_vjp's hand-written backward pass (same values)
+    mmi_dim: int = 0  # > 0: the MMI head (projection to mmi_dim, mel layer, gate from the projection)
+    mmi_dropout: float = 0.5
 
     def setup(self):
         frame = self.n_mels * self.r
@@ -178,11 +180,19 @@ class Decoder(nn.Module):
         self.location_conv = ConvParams(self.location_kernel, 2, self.location_filters)
         self.location_dense = DenseParams(self.location_filters, self.attention_dim, use_bias=False, gain="tanh")
         self.decoder_rnn = LSTMParams(self.attention_rnn_dim + m, self.decoder_rnn_dim)
-        self.linear_projection = DenseParams(self.decoder_rnn_dim + m, frame)
-        self.gate_layer = DenseParams(self.decoder_rnn_dim + m, 1, gain="sigmoid")
+        features = self.decoder_rnn_dim + m
+        if self.mmi_dim:
+            self.linear_projection = DenseParams(features, self.mmi_dim, gain="relu")
+            self.mel_layer_0 = DenseParams(self.mmi_dim, self.mmi_dim, gain="relu")
+            self.mel_layer_1 = DenseParams(self.mmi_dim, frame)
+            self.gate_layer = DenseParams(self.mmi_dim, 1, gain="sigmoid")
+        else:
+            self.linear_projection = DenseParams(features, frame)
+            self.gate_layer = DenseParams(features, 1, gain="sigmoid")
 
     def _params(self) -> dict:
-        return {
+        head = {"mel_layer": (self.mel_layer_0(), self.mel_layer_1())} if self.mmi_dim else {}
+        return head | {
             "prenet": (self.prenet_0(), self.prenet_1()),
             "attention_rnn": self.attention_rnn(),
             "query_layer": self.query_layer(),
@@ -223,16 +233,33 @@ class Decoder(nn.Module):
             jnp.zeros((b, n), memory.dtype), jnp.zeros((b, n), memory.dtype), z(m), z(4 * self.attention_rnn_dim),
         )  # fmt: skip
 
-    def _project(self, p, features: jax.Array) -> tuple[jax.Array, jax.Array]:
-        return dense(p["linear_projection"], features), dense(p["gate_layer"], features)[..., 0]
+    def _project(
+        self, p, features: jax.Array, dropout_key: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+        """features [..., decoder_rnn_dim + M] -> (frames [..., n_mels * r], gate logits [...], MMI features).
+
+        The MMI features [..., mmi_dim] (None without the MMI head) are the projection the gate reads.
+        """
+        if not self.mmi_dim:
+            return dense(p["linear_projection"], features), dense(p["gate_layer"], features)[..., 0], None
+        keys = jax.random.split(dropout_key) if dropout_key is not None else (None, None)
+
+        def drop(x, key):
+            return x if key is None else x * _dropout_keep(key, self.mmi_dropout, x.shape, x.dtype)
+
+        d = drop(jax.nn.relu(dense(p["linear_projection"], features)), keys[0])
+        hidden_0, out = p["mel_layer"]
+        frames = dense(out, drop(jax.nn.relu(dense(hidden_0, d)), keys[1]))
+        return frames, dense(p["gate_layer"], d)[..., 0], d
 
     def __call__(
         self, memory: jax.Array, text_mask: jax.Array, mel: jax.Array, train: bool
-    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array | None]:
         """Teacher-forced decoding.
 
         memory [B, N, M], text_mask [B, N] bool, mel [B, T, n_mels] with T a multiple of r.
-        Returns mel [B, T, n_mels], gate logits [B, T/r], alignments [B, T/r, N].
+        Returns mel [B, T, n_mels], gate logits [B, T/r], alignments [B, T/r, N] and the MMI features
+        [B, T/r, mmi_dim] (None without the MMI head).
         """
         p = self._params()
         b, t, c = mel.shape
@@ -260,8 +287,9 @@ class Decoder(nn.Module):
 
             init = self._initial_state(memory)
             _, (features, weights) = jax.lax.scan(body, init, (prenet_proj, keep_att, keep_dec))
-        mel_out, gate = self._project(p, jnp.swapaxes(features, 0, 1))
-        return mel_out.reshape(b, t, c), gate, jnp.swapaxes(weights, 0, 1)
+        head_key = self.make_rng("dropout") if train and self.mmi_dim else None
+        mel_out, gate, mmi_features = self._project(p, jnp.swapaxes(features, 0, 1), head_key)
+        return mel_out.reshape(b, t, c), gate, jnp.swapaxes(weights, 0, 1), mmi_features
 
     def _decode_custom_vjp(self, p, inputs: StepInputs, prenet_proj, keep_att, keep_dec):
         from taco_jax.model.decoder_vjp import AttentionParams, RecurrentWeights, decode_teacher_forced
@@ -306,7 +334,7 @@ class Decoder(nn.Module):
             step_key = jax.random.fold_in(key, s.step) if key is not None else None
             x = self._prenet_proj(p, self._prenet(p, s.frame, step_key))
             state, features = decoder_step(p, s.state, x, inputs)
-            mel_t, gate_t = self._project(p, features)
+            mel_t, gate_t, _ = self._project(p, features)
             stop = jax.nn.sigmoid(gate_t) > gate_threshold
             lengths = jnp.where(s.done, s.lengths, s.step + 1)
             return Loop(

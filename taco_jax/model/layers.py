@@ -71,6 +71,16 @@ class ConvNorm(nn.Module):
         )(x)
 
 
+def rnn_uniform(hidden_size: int) -> nn.initializers.Initializer:
+    """PyTorch's initialisation of every RNN weight and bias: U(+-1/sqrt(H))."""
+    bound = 1.0 / math.sqrt(hidden_size)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
 class LSTMParams(nn.Module):
     """Parameters of one LSTM cell in PyTorch's fused layout; call returns the dict of arrays.
 
@@ -83,10 +93,7 @@ class LSTMParams(nn.Module):
     @nn.compact
     def __call__(self) -> dict[str, jax.Array]:
         h = self.hidden_size
-        bound = 1.0 / math.sqrt(h)
-
-        def uniform(key, shape, dtype=jnp.float32):
-            return jax.random.uniform(key, shape, dtype, -bound, bound)
+        uniform = rnn_uniform(h)
 
         def summed_bias(key, shape, dtype=jnp.float32):
             # PyTorch draws bias_ih and bias_hh independently; their sum is what the cell uses.
@@ -138,6 +145,49 @@ def bidirectional_lstm(p_fwd, p_bwd, x: jax.Array, lengths: jax.Array) -> jax.Ar
     fwd = run_lstm(p_fwd, x, lengths)
     bwd = reverse_padded(run_lstm(p_bwd, reverse_padded(x, lengths), lengths), lengths)
     return jnp.concatenate([fwd, bwd], axis=-1)
+
+
+class GRUParams(nn.Module):
+    """Parameters of one GRU direction in PyTorch's layout; call returns the dict of arrays.
+
+    w_ih [in, 3H], w_hh [H, 3H], b_ih [3H], b_hh [3H], gate blocks r, z, n. The two biases stay separate:
+    b_hh's n block sits inside the reset gate's product.
+    """
+
+    input_size: int
+    hidden_size: int
+
+    @nn.compact
+    def __call__(self) -> dict[str, jax.Array]:
+        h = self.hidden_size
+        init = rnn_uniform(h)
+        return {
+            "w_ih": self.param("w_ih", init, (self.input_size, 3 * h)),
+            "w_hh": self.param("w_hh", init, (h, 3 * h)),
+            "b_ih": self.param("b_ih", init, (3 * h,)),
+            "b_hh": self.param("b_hh", init, (3 * h,)),
+        }
+
+
+def gru_final_state(p: dict[str, jax.Array], x: jax.Array, lengths: jax.Array) -> jax.Array:
+    """Run a GRU over x [B, T, in] from a zero state; returns the state after each sequence's last valid
+    step [B, H] (PyTorch's h_n of a packed sequence). Steps past a sequence's length leave its state alone."""
+    hidden = p["w_hh"].shape[0]
+    x_proj = jnp.einsum("bti,ig->tbg", x, p["w_ih"]) + p["b_ih"]
+    valid = (jnp.arange(x.shape[1])[:, None] < lengths[None, :])[..., None]  # [T, B, 1]
+
+    def step(h, inputs):
+        xp, keep = inputs
+        hp = h @ p["w_hh"] + p["b_hh"]
+        x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
+        h_r, h_z, h_n = jnp.split(hp, 3, axis=-1)
+        r = jax.nn.sigmoid(x_r + h_r)
+        z = jax.nn.sigmoid(x_z + h_z)
+        n = jnp.tanh(x_n + r * h_n)
+        return jnp.where(keep, (1.0 - z) * n + z * h, h), None
+
+    h, _ = jax.lax.scan(step, jnp.zeros((x.shape[0], hidden), x.dtype), (x_proj, valid))
+    return h
 
 
 class ConvBNStack(nn.Module):

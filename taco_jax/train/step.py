@@ -14,6 +14,7 @@ from taco_jax.control import optim as optim_control
 from taco_jax.control.build import build_ga_controller, build_phase_controller, ga_schedule
 from taco_jax.data.pipeline import Batch
 from taco_jax.model import Tacotron2, Tacotron2Outputs
+from taco_jax.model.tacotron2 import mmi_vocab
 from taco_jax.train.optimizer import lr_schedule
 from taco_jax.train.state import TrainState
 
@@ -41,13 +42,17 @@ def tacotron2_loss(
     else:
         ga_loss = jnp.zeros((), jnp.float32)
     total = lc.mel_weight * (mel_loss + post_loss) + lc.gate_weight * gate_loss + ga_weight * ga_loss
-    return total, {
-        "loss": total,
-        "mel_loss": mel_loss,
-        "mel_post_loss": post_loss,
-        "gate_loss": gate_loss,
-        "ga_loss": ga_loss,
-    }
+    terms = {"mel_loss": mel_loss, "mel_post_loss": post_loss, "gate_loss": gate_loss, "ga_loss": ga_loss}
+    if outputs.tpse_style is not None:
+        # TPS-GST learns to predict the reference's style from the text; its input is the detached encoder
+        # output and its target the detached GST style, so it never pulls on the rest of the model.
+        terms["tpse_loss"] = jnp.mean(jnp.abs(outputs.tpse_style - jax.lax.stop_gradient(outputs.gst_style)))
+        total = total + lc.tpse_weight * terms["tpse_loss"]
+    if outputs.mi_logits is not None and lc.mmi_ctc:
+        # Not part of `total`: the train step weights it by the gradient adaptive factor.
+        blank = 0 if cfg.model.mmi_blank == "first" else outputs.mi_logits.shape[-1] - 1
+        terms["mmi_ctc_loss"] = losses.mmi_ctc_loss(outputs.mi_logits, dec_len, batch.text, batch.text_len, blank)
+    return total, {"loss": total, **terms}
 
 
 def _alignment_metrics(outputs: Tacotron2Outputs, batch: Batch, cfg: Config) -> dict[str, jax.Array]:
@@ -73,6 +78,14 @@ def make_train_step(model: Tacotron2, tx: optax.GradientTransformationExtraArgs,
     guard = cfg.control.nonfinite.enabled
     phase_on = cfg.control.phase.enabled
     ga_on = cfg.control.ga_weight.enabled and cfg.loss.guided_attention.enabled
+    mmi_on = cfg.model.mmi and cfg.loss.mmi_ctc
+    if mmi_on:
+        need = model.n_symbols + (1 if cfg.model.mmi_blank == "last" else 0)
+        if mmi_vocab(cfg.model, model.n_symbols) < need:
+            raise ValueError(
+                f"config key 'model.mmi_vocab' = {cfg.model.mmi_vocab}: the CTC loss labels are the {model.n_symbols} "
+                f"symbol ids and needs {need} classes (set loss.mmi_ctc=false to train without it)"
+            )
 
     def loss_fn(params, batch_stats, batch: Batch, rng, ga_weight):
         outputs, new_vars = model.apply(
@@ -83,13 +96,32 @@ def make_train_step(model: Tacotron2, tx: optax.GradientTransformationExtraArgs,
         total, terms = tacotron2_loss(outputs, batch, cfg, ga_weight)
         return total, (terms, new_vars["batch_stats"], outputs)
 
+    def mmi_value_and_grad(state: TrainState, batch: Batch, rng, ga_weight):
+        """Loss and gradients with the CTC term weighted by the gradient adaptive factor: one forward pass,
+        one backward pass per term (the vjp is reused)."""
+
+        def parts(params):
+            total, aux = loss_fn(params, state.batch_stats, batch, rng, ga_weight)
+            return jnp.stack([total, aux[0]["mmi_ctc_loss"]]), aux
+
+        values, vjp_fn, (terms, batch_stats, outputs) = jax.vjp(parts, state.params, has_aux=True)
+        (g_main,) = vjp_fn(jnp.array([1.0, 0.0], values.dtype))
+        (g_ctc,) = vjp_fn(jnp.array([0.0, 1.0], values.dtype))
+        gaf = losses.gradient_adaptive_factor(g_main, g_ctc, cfg.loss.mmi_max_gaf)
+        grads = jax.tree.map(lambda a, b: a + gaf.astype(a.dtype) * b, g_main, g_ctc)
+        loss = values[0] + gaf * values[1]
+        return loss, {**terms, "loss": loss, "mmi_gaf": gaf}, batch_stats, outputs, grads
+
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
         rng = jax.random.fold_in(state.rng, state.step)
         ctrl = state.control
         ga_weight = ga.value(ctrl.ga, state.step)
-        (loss, (terms, batch_stats, outputs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, state.batch_stats, batch, rng, ga_weight
-        )
+        if mmi_on:
+            loss, terms, batch_stats, outputs, grads = mmi_value_and_grad(state, batch, rng, ga_weight)
+        else:
+            (loss, (terms, batch_stats, outputs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                state.params, state.batch_stats, batch, rng, ga_weight
+            )
         updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)
         lr_factor = phase.lr_factor(ctrl.phase)
         if phase_on:  # disabled controllers add no operation: off is exactly the plain recipe's program

@@ -1,0 +1,173 @@
+"""Tacotron2-New checkpoints (T2N HEAD: MMI head + GST added through gst_proj; legacy: GST concatenated,
+TPS-GST, legacy MI names): numerical parity with a PyTorch reference written from the spec, exact round
+trips, layout detection and error reporting."""
+
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import import_torch
+
+torch = import_torch()
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from taco_jax.config import ModelConfig  # noqa: E402
+from taco_jax.convert import ConversionError, detect_layout, flax_to_torch, torch_to_flax  # noqa: E402
+from taco_jax.model import build_model  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_convert_torch import (  # noqa: E402
+    N_SYMBOLS,
+    PARITY_TOL,
+    TINY,
+    equal_length_batch,
+    numpy_state_dict,
+    output_errors,
+    rel_err,
+    taco_jax_model,
+)
+from torch_reference import Tacotron2 as TorchTacotron2  # noqa: E402
+from torch_reference import TorchTacotron2Config  # noqa: E402
+
+STYLE = dict(gst_token_num=5, gst_num_heads=4, gst_token_embedding_size=16, gst_ref_filters=(4, 4, 8, 8, 8, 8),
+             gst_ref_gru_size=8)  # fmt: skip
+# Torch reference options per layout; mmi_vocab counts the blank.
+LAYOUT_OPTIONS = {
+    "t2n": dict(use_mmi=True, mmi_layout="head", mmi_vocab=N_SYMBOLS, mmi_dim=24, gst="add", **STYLE),
+    "t2n-legacy": dict(
+        use_mmi=True,
+        mmi_layout="legacy",
+        mmi_vocab=N_SYMBOLS + 1,
+        mmi_dim=24,
+        gst="concat",
+        tpse="legacy",
+        tpse_gru_size=8,
+        **STYLE,
+    ),  # fmt: skip
+}
+
+
+def t2n_torch_model(layout: str, r: int, seed: int = 0) -> TorchTacotron2:
+    """A randomly initialised tiny T2N reference with non-trivial BatchNorm statistics and GRU/LSTM biases."""
+    torch.manual_seed(seed)
+    model = TorchTacotron2(TorchTacotron2Config(n_symbols=N_SYMBOLS, n_frames_per_step=r, **TINY,
+                                                **LAYOUT_OPTIONS[layout]))  # fmt: skip
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0.0, 0.2)
+                m.running_mean.normal_(0.0, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+            elif isinstance(m, torch.nn.LSTMCell | torch.nn.LSTM | torch.nn.GRU):
+                for name, p in m.named_parameters():
+                    if name.startswith("bias"):
+                        p.normal_(0.0, 0.3)
+    model.eval()
+    model.set_prenet_dropout("off")
+    return model
+
+
+def _torch_style_errors(j_out, ref) -> dict[str, float]:
+    errs = {"gst_style": rel_err(j_out.gst_style, ref.last_gst_style.numpy())}
+    if ref.last_tpse_style is not None:
+        errs["tpse_style"] = rel_err(j_out.tpse_style, ref.last_tpse_style.numpy())
+    return errs
+
+
+@pytest.mark.parametrize("layout, r", [("t2n", 1), ("t2n-legacy", 2)])
+def test_parity_with_pytorch_reference(layout, r):
+    """Teacher-forced outputs (and styles) and 50 free-running steps of the converted model match the
+    reference: HEAD with its reference style, legacy with TPS-GST's text-predicted style and with a token."""
+    ref = t2n_torch_model(layout, r, seed=r)
+    sd = numpy_state_dict(ref)
+    assert detect_layout(sd) == layout
+    params, batch_stats, report = torch_to_flax(sd)
+    assert report["layout"] == layout and not report["missing"] and not report["unexpected"]
+    model = taco_jax_model(report)
+    variables = {"params": params, "batch_stats": batch_stats}
+
+    text, text_len, mel, mel_len = equal_length_batch(r)
+    with torch.no_grad():
+        t_out = ref(torch.from_numpy(text), torch.from_numpy(text_len), torch.from_numpy(mel).transpose(1, 2),
+                    torch.from_numpy(mel_len))  # fmt: skip
+    j_out = jax.jit(lambda v, *a: model.apply(v, *a, train=False))(
+        variables, text.astype(np.int32), text_len.astype(np.int32), mel, mel_len.astype(np.int32)
+    )
+    errs = output_errors(j_out, t_out) | _torch_style_errors(j_out, ref)
+    print(f"teacher-forced parity {layout}: {errs}")
+    assert max(errs.values()) < PARITY_TOL, errs
+
+    steps = 50
+    styles = {"t2n": [{"reference": mel[:1]}], "t2n-legacy": [{}, {"style_token": 3, "style_scale": 0.7}]}[layout]
+    for style in styles:
+        torch_style = {"reference": torch.from_numpy(mel[:1]).transpose(1, 2)} if "reference" in style else {}
+        if "style_token" in style:
+            torch_style = {"token": style["style_token"], "scale": style["style_scale"]}
+        with torch.no_grad():
+            f_out = ref.inference(torch.from_numpy(text), steps, False, **torch_style)
+        j_inf = model.apply(variables, text.astype(np.int32), text_len.astype(np.int32), max_decoder_steps=steps * r,
+                            prenet_dropout=False, method="infer", **style)  # fmt: skip
+        errs = output_errors(j_inf, f_out)
+        print(f"free-running ({steps} steps) parity {layout} {sorted(style)}: {errs}")
+        assert max(errs.values()) < PARITY_TOL, (style, errs)
+
+
+def _jax_t2n_variables(layout: str, r: int = 2):
+    from taco_jax.train.state import init_variables
+
+    o = LAYOUT_OPTIONS[layout]
+    cfg = ModelConfig(
+        **TINY, n_frames_per_step=r, mmi=True, mmi_dim=o["mmi_dim"], mmi_vocab=o["mmi_vocab"],
+        mmi_blank="first" if layout == "t2n" else "last", gst=o["gst"], tpse=o.get("tpse", "none") != "none",
+        tpse_gru_size=o.get("tpse_gru_size", 128), **{**STYLE, "gst_ref_filters": list(STYLE["gst_ref_filters"])},
+    )  # fmt: skip
+    model = build_model(cfg, N_SYMBOLS, 80)
+    variables = jax.device_get(init_variables(model, jax.random.PRNGKey(3), 80, r))
+    rng = np.random.default_rng(5)
+    variables["batch_stats"] = jax.tree.map(
+        lambda x: rng.uniform(0.5, 2.0, x.shape).astype(np.float32), variables["batch_stats"]
+    )
+    return variables
+
+
+@pytest.mark.parametrize("layout", ["t2n", "t2n-legacy"])
+def test_jax_torch_jax_round_trip_is_exact(layout):
+    variables = _jax_t2n_variables(layout)
+    sd = flax_to_torch(variables["params"], variables["batch_stats"], layout)
+    ref = TorchTacotron2(TorchTacotron2Config(n_symbols=N_SYMBOLS, n_frames_per_step=2, **TINY,
+                                              **LAYOUT_OPTIONS[layout]))  # fmt: skip
+    ref.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
+    params, batch_stats, report = torch_to_flax(numpy_state_dict(ref), "auto")
+    assert report["layout"] == layout
+    want = jax.tree_util.tree_flatten_with_path(variables)
+    got = jax.tree_util.tree_flatten_with_path({"params": params, "batch_stats": batch_stats})
+    assert [p for p, _ in want[0]] == [p for p, _ in got[0]]
+    for (path, a), (_, b) in zip(want[0], got[0], strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=jax.tree_util.keystr(path))
+
+
+def test_export_refuses_a_layout_without_the_models_options():
+    variables = _jax_t2n_variables("t2n")
+    with pytest.raises(ConversionError, match="exports to layout 't2n'"):
+        flax_to_torch(variables["params"], variables["batch_stats"], "t2n-legacy")
+    with pytest.raises(ConversionError, match="exports to layout"):
+        flax_to_torch(variables["params"], variables["batch_stats"], "nvidia")
+
+
+def test_unmapped_t2n_keys_are_listed():
+    sd = numpy_state_dict(t2n_torch_model("t2n", 1))
+    bad = dict(sd)
+    bad["gst.stl.attention.W_q.weight"] = bad.pop("gst.stl.attention.W_query.weight")
+    bad["decoder_secondary.gate_layer.linear_layer.bias"] = np.zeros(1, np.float32)  # DDC: not mapped yet
+    with pytest.raises(ConversionError) as e:
+        torch_to_flax(bad)
+    msg = str(e.value)
+    for key in ("gst.stl.attention.W_query.weight", "gst.stl.attention.W_q.weight",
+                "decoder_secondary.gate_layer.linear_layer.bias"):  # fmt: skip
+        assert key in msg, (key, msg)
+    mixed = sd | {"tpse_gst.linear.bias": np.zeros(16, np.float32)}
+    with pytest.raises(ConversionError, match="mixes T2N HEAD and legacy"):
+        detect_layout(mixed)

@@ -1,0 +1,219 @@
+"""Tacotron2-New model options (MMI head + CTC/GAF, GST, TPS-GST): losses against hand-computed values,
+gradient routing, the train step and style at inference. Parity with PyTorch is in test_convert_t2n.py."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from conftest import random_batch, tiny_model_config
+
+from taco_jax import losses
+from taco_jax.config import Config, ConfigError, load_config
+from taco_jax.control.build import build_tx, init_control_state
+from taco_jax.model import build_model
+from taco_jax.train.state import create_train_state
+from taco_jax.train.step import make_train_step, tacotron2_loss
+
+N_SYMBOLS = 20
+T2N = dict(
+    mmi=True, mmi_dim=20, gst="add", gst_token_num=5, gst_token_embedding_size=16, gst_num_heads=4,
+    gst_ref_filters=[4, 4, 8, 8, 8, 8], gst_ref_gru_size=8, tpse=True, tpse_gru_size=8,
+)  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------ config
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("model.gst=sum", "model.gst"),
+        ("model.mmi_blank=middle", "model.mmi_blank"),
+        ("model.gst_reference_layout=freq_time", "model.gst_reference_layout"),
+    ],
+)
+def test_config_rejects_unknown_choices(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(None, [override])
+
+
+def test_config_rejects_tpse_without_gst_and_indivisible_heads():
+    with pytest.raises(ConfigError, match="model.tpse"):
+        load_config(None, ["model.tpse=true"])
+    with pytest.raises(ConfigError, match="gst_token_embedding_size"):
+        load_config(None, ["model.gst=add", "model.gst_token_embedding_size=10", "model.gst_num_heads=4"])
+
+
+# ------------------------------------------------------------------------------------------------ losses
+
+
+def test_ctc_loss_matches_hand_computed_paths():
+    # Two steps, classes (blank, 1), label "1": the paths 1 1, 1 -, - 1 all collapse to it.
+    logits = jnp.array([[[0.3, -0.2], [1.1, 0.4]]])
+    p = np.exp(np.asarray(logits[0]))
+    p = p / p.sum(-1, keepdims=True)
+    likelihood = p[0, 1] * p[1, 1] + p[0, 1] * p[1, 0] + p[0, 0] * p[1, 1]
+    got = losses.mmi_ctc_loss(logits, jnp.array([2]), jnp.array([[1]]), jnp.array([1]), blank_id=0)
+    np.testing.assert_allclose(float(got), -math.log(likelihood) / 2, rtol=1e-5)
+    # Blank last: the same numbers with the classes swapped.
+    swapped = logits[..., ::-1]
+    got_last = losses.mmi_ctc_loss(swapped, jnp.array([2]), jnp.array([[0]]), jnp.array([1]), blank_id=1)
+    np.testing.assert_allclose(float(got_last), float(got), rtol=1e-6)
+
+
+def test_ctc_loss_ignores_padding_and_zeroes_infeasible_items():
+    logits = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 3))
+    one = losses.mmi_ctc_loss(logits[:1, :2], jnp.array([2]), jnp.array([[1]]), jnp.array([1]), blank_id=0)
+    # Item 0 padded to 4 steps and 2 labels; item 1 needs 3 steps for "2 2" (a blank between) but has 2.
+    padded = logits.at[0, 2:].set(1e4)
+    text = jnp.array([[1, 2], [2, 2]])
+    got = losses.mmi_ctc_loss(padded, jnp.array([2, 2]), text, jnp.array([1, 2]), blank_id=0)
+    np.testing.assert_allclose(float(got), float(one) / 2, rtol=1e-5)  # mean over 2 items, the second is 0
+
+
+def test_gradient_adaptive_factor_hand_computed():
+    main = {"a": jnp.array([1.0, -4.0]), "b": jnp.zeros(3)}
+    aux = {"a": jnp.array([2.0, 0.5]), "b": jnp.array([3.0, 0.0, 0.0])}
+    assert float(losses.gradient_adaptive_factor(main, aux, 10.0)) == 2.0  # 4 / 2; "b" has no main gradient
+    assert float(losses.gradient_adaptive_factor(main, aux, 0.1)) == pytest.approx(0.1)
+    assert float(losses.gradient_adaptive_factor(main, {"a": jnp.zeros(2), "b": jnp.zeros(3)}, 0.1)) == (
+        pytest.approx(0.1)
+    )
+
+
+# ------------------------------------------------------------------------------------------------ model
+
+
+@pytest.fixture(scope="module")
+def t2n_setup():
+    cfg = Config()
+    cfg.model = tiny_model_config(**T2N)
+    cfg.loss.mmi_max_gaf = 10.0
+    model = build_model(cfg.model, N_SYMBOLS)
+    tx = build_tx(cfg)
+    state = create_train_state(model, tx, 0, 80, init_control_state(cfg))
+    batch = random_batch(1, [9, 7], [30, 24], N_SYMBOLS)
+    return cfg, model, tx, state, batch
+
+
+def _apply(model, state, batch, rng):
+    return model.apply(
+        {"params": state.params, "batch_stats": state.batch_stats}, batch.text, batch.text_len, batch.mel,
+        batch.mel_len, train=True, rngs={"dropout": rng}, mutable=["batch_stats"],
+    )[0]  # fmt: skip
+
+
+def test_tpse_loss_trains_only_the_style_predictor(t2n_setup):
+    cfg, model, _, state, batch = t2n_setup
+    rng = jax.random.PRNGKey(3)
+
+    def tpse_loss(params):
+        outputs = _apply(model, state.replace(params=params), batch, rng)
+        return tacotron2_loss(outputs, batch, cfg, jnp.float32(1.0))[1]["tpse_loss"]
+
+    grads = jax.grad(tpse_loss)(state.params)
+    norms = {k: float(optax.tree.norm(v)) for k, v in grads.items()}
+    assert norms.pop("tpse") > 0
+    assert all(n == 0.0 for n in norms.values()), norms  # neither the encoder nor GST is pulled on
+    outputs = _apply(model, state, batch, rng)
+    expected = np.mean(np.abs(np.asarray(outputs.tpse_style) - np.asarray(outputs.gst_style)))
+    np.testing.assert_allclose(float(tpse_loss(state.params)), expected, rtol=1e-6)
+
+
+def test_train_step_weights_ctc_gradient_by_gaf(t2n_setup):
+    cfg, model, tx, state, batch = t2n_setup
+    rng = jax.random.fold_in(state.rng, state.step)  # the step's own dropout key
+    ga_weight = jnp.float32(cfg.loss.guided_attention.weight)
+
+    def terms(params):
+        outputs = _apply(model, state.replace(params=params), batch, rng)
+        total, t = tacotron2_loss(outputs, batch, cfg, ga_weight)
+        return total, t["mmi_ctc_loss"]
+
+    g_main = jax.grad(lambda p: terms(p)[0])(state.params)
+    g_ctc = jax.grad(lambda p: terms(p)[1])(state.params)
+    ratios = [
+        float(np.abs(a).max() / np.abs(b).max())
+        for a, b in zip(jax.tree.leaves(g_main), jax.tree.leaves(g_ctc), strict=True)
+        if np.abs(a).max() > 0 and np.abs(b).max() > 0
+    ]
+    gaf = min(min(ratios), cfg.loss.mmi_max_gaf)
+    expected_norm = float(optax.tree.norm(jax.tree.map(lambda a, b: a + gaf * b, g_main, g_ctc)))
+    main, ctc = terms(state.params)
+
+    step = make_train_step(model, tx, cfg)
+    _, metrics = step(jax.tree.map(jnp.copy, state), batch)
+    m = {k: float(v) for k, v in metrics.items()}
+    assert m["train/mmi_gaf"] == pytest.approx(gaf, rel=1e-4)
+    assert m["train/mmi_ctc_loss"] == pytest.approx(float(ctc), rel=1e-5)
+    assert m["train/loss"] == pytest.approx(float(main) + gaf * float(ctc), rel=1e-5)
+    assert m["train/grad_norm"] == pytest.approx(expected_norm, rel=1e-4)
+    assert np.isfinite(m["train/tpse_loss"]) and m["train/tpse_loss"] > 0
+
+
+def test_style_at_inference_reference_tokens_and_text_differ(t2n_setup):
+    _, model, _, state, batch = t2n_setup
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    text, text_len = batch.text[:1], batch.text_len[:1]
+
+    def synth(**style):
+        out = model.apply(variables, text, text_len, max_decoder_steps=30, prenet_dropout=False, method=model.infer,
+                          **style)  # fmt: skip
+        return np.asarray(out.mel_post)
+
+    mels = {"reference": synth(reference=batch.mel[1:], reference_len=batch.mel_len[1:]), "text": synth()}
+    mels |= {f"token {k}": synth(style_token=k) for k in range(T2N["gst_token_num"])}
+    mels["token 0 x 0.3"] = synth(style_token=0, style_scale=0.3)
+    for name, mel in mels.items():
+        assert np.isfinite(mel).all(), name
+    names = list(mels)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert np.abs(mels[a] - mels[b]).max() > 1e-4, (a, b)
+    with pytest.raises(ValueError, match="out of range"):
+        synth(style_token=T2N["gst_token_num"])
+
+
+def test_gst_injection_concat_widens_memory():
+    model = build_model(tiny_model_config(gst="concat", **{k: v for k, v in T2N.items() if k != "gst"}), N_SYMBOLS)
+    batch = random_batch(2, [6], [12], N_SYMBOLS)
+    variables = model.init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}, batch.text,
+                           batch.text_len, batch.mel, batch.mel_len)  # fmt: skip
+    memory_kernel = variables["params"]["decoder"]["memory_layer"]["kernel"]
+    assert memory_kernel.shape[0] == 32 + 16  # encoder width + style width
+    assert "gst_proj" not in variables["params"]
+
+
+@pytest.mark.slow
+def test_trained_gst_model_synthesizes_from_reference_wav_and_each_token(tiny_corpus, tmp_path):
+    """A GST + TPS-GST model trained by the train command and restored from its checkpoint speaks in the
+    style of a reference recording, of each token, and of its text alone: different, finite mels."""
+    from pathlib import Path
+
+    from conftest import tiny_train_config
+
+    from taco_jax.synthesize import load_synthesizer
+    from taco_jax.train.loop import train
+
+    style = ["model.gst=add", "model.gst_token_num=3", "model.gst_token_embedding_size=16",
+             "model.gst_ref_filters=[4,4,8,8,8,8]", "model.gst_ref_gru_size=8", "model.tpse=true",
+             "model.tpse_gru_size=8", "run.max_steps=2", "run.eval_every=2"]  # fmt: skip
+    result = train(tiny_train_config(tiny_corpus, tmp_path, *style), progress=False)
+    assert np.isfinite(result.val_metrics["val/loss"]) and np.isfinite(result.val_metrics["val/tpse_loss"])
+    filelist = Path(tiny_corpus[0])
+    wav = filelist.parent / filelist.read_text().splitlines()[0].split("|")[0]
+    text = ["Styles differ."]
+    mels = {"reference": load_synthesizer(str(result.run_dir), reference_wav=str(wav))(text)[0].mel}
+    mels["text"] = load_synthesizer(str(result.run_dir))(text)[0].mel
+    for k in range(3):
+        mels[f"token {k}"] = load_synthesizer(str(result.run_dir), style_token=k)(text)[0].mel
+    for name, mel in mels.items():
+        assert np.isfinite(mel).all() and mel.shape[0] > 0, name
+    names = list(mels)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            n = min(len(mels[a]), len(mels[b]))
+            assert np.abs(mels[a][:n] - mels[b][:n]).max() > 1e-4, (a, b)

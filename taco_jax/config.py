@@ -65,6 +65,9 @@ class DemoCorpusConfig:
     n_val: int = 40
     seed: int = 7
     voice: str = "en-us"
+    # Several eSpeak voices (e.g. [en-us, en-us+f3]): sentences alternate between them and the filelists
+    # get a speaker column (the voice's index) for multi-speaker training. Empty: `voice` alone.
+    voices: list[str] = field(default_factory=list)
     words_per_minute: int = 175
     min_seconds: float = 1.0
     max_seconds: float = 5.0
@@ -116,6 +119,13 @@ class ModelConfig:
     # Train with the decoder's hand-written backward pass (model/decoder_vjp.py): same gradients as autodiff
     # of the scan, less memory traffic per step. False: plain autodiff.
     decoder_custom_vjp: bool = True
+    # Training only: each valid teacher-forced input frame is replaced, with this probability, by the training
+    # set's mean log-mel (computed at data preparation, stored in the checkpoint meta); targets stay intact.
+    frame_dropout: float = 0.0
+    # Multi-speaker: > 0 learns one embedding per speaker id (the filelists' third column, 0..n_speakers-1),
+    # appended to every memory position; synthesis then names a speaker.
+    n_speakers: int = 0
+    speaker_embedding_dim: int = 64
     # --- Tacotron2-New options (all off: the NVIDIA model) ---
     # MMI decoder head (Liu et al. 2019): features -> Dense(mmi_dim) ReLU dropout -> mel layer (Dense(mmi_dim)
     # ReLU dropout Dense(n_mels * r)); the gate reads the mmi_dim projection. Adds the CTC MI estimator's
@@ -352,6 +362,8 @@ def _validate(cfg: Config, source: str) -> None:
             f"{source}: config key 'model.gst_token_embedding_size' = {m.gst_token_embedding_size} is not a multiple "
             f"of model.gst_num_heads = {m.gst_num_heads}"
         )
+    if not 0.0 <= m.frame_dropout < 1.0:
+        raise ConfigError(f"{source}: config key 'model.frame_dropout' = {m.frame_dropout}; expected 0 <= p < 1")
     if m.tpse and m.gst == "none":
         raise ConfigError(f"{source}: config key 'model.tpse' needs model.gst (it predicts the GST style)")
     ga = cfg.loss.guided_attention

@@ -60,8 +60,9 @@ class Synthesizer:
     """Batched free-running synthesis from a model and its variables."""
 
     def __init__(
-        self, cfg: Config, model: Tacotron2, variables, table: SymbolTable, seed: int = 0, style: Style | None = None
-    ):
+        self, cfg: Config, model: Tacotron2, variables, table: SymbolTable, seed: int = 0, style: Style | None = None,
+        speaker: int | None = None,
+    ):  # fmt: skip
         self.cfg = cfg
         self.model = model
         self.variables = variables
@@ -74,7 +75,7 @@ class Synthesizer:
         self._infer = jax.jit(
             lambda v, text, text_len, rng: model.apply(
                 v, text, text_len, method=model.infer, rngs={"dropout": rng}, reference=reference,
-                style_token=style.token, style_scale=style.scale,
+                style_token=style.token, style_scale=style.scale, speaker=speaker,
             )
         )  # fmt: skip
 
@@ -151,7 +152,7 @@ def write_outputs(synth: Synthesizer, results: list[Synthesis], out_dir: str) ->
 
 def load_synthesizer(
     checkpoint: str, overrides: Sequence[str] = (), seed: int = 0, reference_wav: str | None = None,
-    style_token: int | None = None, style_scale: float = 1.0,
+    style_token: int | None = None, style_scale: float = 1.0, speaker: int | None = None,
 ) -> Synthesizer:  # fmt: skip
     from taco_jax.checkpoint import restore_model, restore_symbols
 
@@ -160,7 +161,7 @@ def load_synthesizer(
         style = Style.from_wav(reference_wav, cfg, style_scale)
     else:
         style = Style(token=style_token, scale=style_scale)
-    return Synthesizer(cfg, model, variables, restore_symbols(checkpoint), seed, style)
+    return Synthesizer(cfg, model, variables, restore_symbols(checkpoint), seed, style, speaker)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -177,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     style.add_argument("--reference-wav", help="GST models: speak in the style of this recording")
     style.add_argument("--style-token", type=int, help="GST models: speak in the style of this token alone")
     parser.add_argument("--style-scale", type=float, default=1.0, help="GST models: style strength")
+    parser.add_argument("--speaker", type=int, help="multi-speaker models: the speaker id")
     args = parser.parse_args(argv)
     setup_logging()
     if args.text_file:
@@ -187,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         texts = args.text
     synth = load_synthesizer(
-        args.checkpoint, args.set, args.seed, args.reference_wav, args.style_token, args.style_scale
+        args.checkpoint, args.set, args.seed, args.reference_wav, args.style_token, args.style_scale, args.speaker
     )
     results = synth(texts, batch_size=args.batch_size)
     report = write_outputs(synth, results, args.out_dir)

@@ -15,7 +15,7 @@ from taco_jax.config import Config, ConfigError, load_config
 from taco_jax.control.build import build_tx, init_control_state
 from taco_jax.model import build_model
 from taco_jax.train.state import create_train_state
-from taco_jax.train.step import make_train_step, tacotron2_loss
+from taco_jax.train.step import drop_frames, make_train_step, tacotron2_loss
 
 N_SYMBOLS = 20
 T2N = dict(
@@ -82,6 +82,25 @@ def test_gradient_adaptive_factor_hand_computed():
     assert float(losses.gradient_adaptive_factor(main, {"a": jnp.zeros(2), "b": jnp.zeros(3)}, 0.1)) == (
         pytest.approx(0.1)
     )
+
+
+def test_frame_dropout_replaces_valid_frames_by_the_mean():
+    mel = jax.random.normal(jax.random.PRNGKey(0), (8, 200, 4))
+    mel_len = jnp.array([200, 150, 100, 200, 180, 60, 200, 120])
+    mean = jnp.array([-1.0, -2.0, -3.0, -4.0])
+    out = np.asarray(drop_frames(jax.random.PRNGKey(1), mel, mel_len, 0.3, mean))
+    valid = np.arange(200)[None] < np.asarray(mel_len)[:, None]
+    dropped = np.all(out == np.asarray(mean), axis=-1)
+    kept = np.all(out == np.asarray(mel), axis=-1)
+    assert np.all(dropped | kept)  # a frame is either the mean or itself, whole
+    assert not np.any(dropped & ~valid)  # padding untouched
+    assert abs(dropped[valid].mean() - 0.3) < 0.03  # 1,210 valid frames: sigma 0.013
+    with pytest.raises(ValueError, match="mel_mean"):
+        cfg = Config()
+        cfg.model = tiny_model_config(frame_dropout=0.1)
+        make_train_step(build_model(cfg.model, N_SYMBOLS), build_tx(cfg), cfg)
+    with pytest.raises(ConfigError, match="frame_dropout"):
+        load_config(None, ["model.frame_dropout=1.0"])
 
 
 # ------------------------------------------------------------------------------------------------ model
@@ -200,7 +219,7 @@ def test_trained_gst_model_synthesizes_from_reference_wav_and_each_token(tiny_co
 
     style = ["model.gst=add", "model.gst_token_num=3", "model.gst_token_embedding_size=16",
              "model.gst_ref_filters=[4,4,8,8,8,8]", "model.gst_ref_gru_size=8", "model.tpse=true",
-             "model.tpse_gru_size=8", "run.max_steps=2", "run.eval_every=2"]  # fmt: skip
+             "model.tpse_gru_size=8", "model.frame_dropout=0.2", "run.max_steps=2", "run.eval_every=2"]  # fmt: skip
     result = train(tiny_train_config(tiny_corpus, tmp_path, *style), progress=False)
     assert np.isfinite(result.val_metrics["val/loss"]) and np.isfinite(result.val_metrics["val/tpse_loss"])
     filelist = Path(tiny_corpus[0])
@@ -217,3 +236,41 @@ def test_trained_gst_model_synthesizes_from_reference_wav_and_each_token(tiny_co
         for b in names[i + 1 :]:
             n = min(len(mels[a]), len(mels[b]))
             assert np.abs(mels[a][:n] - mels[b][:n]).max() > 1e-4, (a, b)
+
+
+@pytest.fixture(scope="module")
+def two_voice_corpus(tmp_path_factory):
+    """A 24-utterance corpus alternating eSpeak's en-us (F0 ~100 Hz) and en-us+f3 (F0 ~200 Hz) voices."""
+    from taco_jax.config import AudioConfig, DemoCorpusConfig
+    from taco_jax.data.demo_corpus import build_demo_corpus
+
+    root = tmp_path_factory.mktemp("voices")
+    cfg = DemoCorpusConfig(n_utterances=24, n_val=4, seed=5, min_seconds=0.8, max_seconds=2.4,
+                           voices=["en-us", "en-us+f3"])  # fmt: skip
+    return build_demo_corpus(cfg, AudioConfig(), root=str(root / "demo"), progress=False)
+
+
+@pytest.mark.slow
+def test_multi_speaker_training_and_synthesis(two_voice_corpus, tmp_path):
+    from pathlib import Path
+
+    from conftest import tiny_train_config
+
+    from taco_jax.data import DataError
+    from taco_jax.synthesize import load_synthesizer
+    from taco_jax.train.loop import train
+
+    lines = Path(two_voice_corpus[0]).read_text().splitlines()
+    assert {line.rsplit("|", 1)[1] for line in lines} == {"0", "1"}  # both voices, speaker column = index
+    with pytest.raises(DataError, match=r"speaker id 1.*model\.n_speakers"):
+        train(tiny_train_config(two_voice_corpus, tmp_path / "single"), progress=False)
+    speakers = ["model.n_speakers=2", "model.speaker_embedding_dim=8", "run.max_steps=2", "run.eval_every=2"]
+    result = train(tiny_train_config(two_voice_corpus, tmp_path, *speakers), progress=False)
+    assert np.isfinite(result.val_metrics["val/loss"])
+    mels = [load_synthesizer(str(result.run_dir), speaker=k)(["Two voices."])[0].mel for k in (0, 1)]
+    n = min(len(m) for m in mels)
+    assert all(np.isfinite(m).all() for m in mels) and np.abs(mels[0][:n] - mels[1][:n]).max() > 1e-4
+    with pytest.raises(ValueError, match="name one"):
+        load_synthesizer(str(result.run_dir))(["No speaker."])
+    with pytest.raises(ValueError, match="out of range"):
+        load_synthesizer(str(result.run_dir), speaker=2)(["Speaker two."])

@@ -710,9 +710,12 @@ def _package_version(name: str) -> str:
 
 def corpus_settings(cfg: DemoCorpusConfig, audio_cfg: AudioConfig) -> dict:
     """Everything that determines the corpus contents (hashed into its directory name)."""
+    demo = dataclasses.asdict(cfg)
+    if not demo["voices"]:  # single-voice corpora keep the directory (hash) they had before `voices` existed
+        del demo["voices"]
     return {
         "corpus_version": CORPUS_VERSION,
-        "demo": dataclasses.asdict(cfg),
+        "demo": demo,
         "sampling_rate": audio_cfg.sampling_rate,
         "min_words": MIN_WORDS,
         "max_words": MAX_WORDS,
@@ -741,10 +744,10 @@ def _validate(cfg: DemoCorpusConfig) -> None:
         raise ValueError(f"demo corpus: words_per_minute must be > 0, got {cfg.words_per_minute}")
 
 
-def _render(sentence: str, cfg: DemoCorpusConfig) -> tuple[np.ndarray, int]:
+def _render(sentence: str, cfg: DemoCorpusConfig, voice: str) -> tuple[np.ndarray, int]:
     # eSpeak reads the text exactly as the default front end spells it ("1984" -> "nineteen eighty-four"),
     # so audio and the cleaned transcript the model sees always agree.
-    return synthesize_espeak(clean_text(sentence, ["english_cleaners"]), cfg.voice, cfg.words_per_minute)
+    return synthesize_espeak(clean_text(sentence, ["english_cleaners"]), voice, cfg.words_per_minute)
 
 
 def _write_build(
@@ -759,7 +762,8 @@ def _write_build(
 
     os.makedirs(os.path.join(workdir, "wavs"))
     sr_out = audio_cfg.sampling_rate
-    accepted: list[tuple[str, str, float]] = []  # (relative wav path, text, seconds)
+    voices = list(cfg.voices) or [cfg.voice]
+    accepted: list[tuple[str, str, float, int]] = []  # (relative wav path, text, seconds, speaker)
     rejected = 0
     candidates: list[str] = []
     idx = 0
@@ -774,8 +778,9 @@ def _write_build(
             if idx == len(candidates):  # prefix-stable generator: extending keeps earlier choices
                 candidates = generate_sentences(max(2 * len(candidates), cfg.n_utterances * 9 // 8 + 32), cfg.seed)
             sentence = candidates[idx]
+            speaker = idx % len(voices)  # by candidate, so a voice's sentences do not depend on the others'
             idx += 1
-            audio, sr = _render(sentence, cfg)
+            audio, sr = _render(sentence, cfg, voices[speaker])
             seconds = len(audio) / sr
             if not cfg.min_seconds <= seconds <= cfg.max_seconds:
                 rejected += 1
@@ -784,22 +789,23 @@ def _write_build(
                 audio = soxr.resample(audio, sr, sr_out, quality="HQ").astype(np.float32)
             rel = f"wavs/{len(accepted) + 1:06d}.wav"
             sf.write(os.path.join(workdir, rel), np.clip(audio, -1.0, 1.0), sr_out, subtype="PCM_16")
-            accepted.append((rel, sentence, seconds))
+            accepted.append((rel, sentence, seconds, speaker))
             bar.update(1)
 
     n_train = cfg.n_utterances - cfg.n_val
     splits = {"train": accepted[:n_train], "val": accepted[n_train:]}
+    speaker_column = (lambda spk: f"|{spk}") if cfg.voices else (lambda spk: "")
     for name, items in splits.items():
         with open(os.path.join(workdir, f"{name}.txt"), "w", encoding="utf-8") as f:
-            f.writelines(f"{rel}|{text}\n" for rel, text, _ in items)
+            f.writelines(f"{rel}|{text}{speaker_column(spk)}\n" for rel, text, _, spk in items)
     meta = {
         **corpus_settings(cfg, audio_cfg),
         "espeak_ng": espeak_version(),
         "n_train": n_train,
         "n_val": cfg.n_val,
         "rejected": rejected,
-        "seconds": {name: round(sum(s for *_, s in items), 3) for name, items in splits.items()},
-        "distinct_words": len({w for _, t, _ in accepted for w in re.findall(r"[a-z']+", t.lower())}),
+        "seconds": {name: round(sum(s for _, _, s, _ in items), 3) for name, items in splits.items()},
+        "distinct_words": len({w for _, t, _, _ in accepted for w in re.findall(r"[a-z']+", t.lower())}),
     }
     with open(os.path.join(workdir, "meta.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2, sort_keys=True)

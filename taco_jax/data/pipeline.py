@@ -196,7 +196,13 @@ def prepare_split(
         report.dropped[reason] += 1
         logger.warning("skipping bad item (%s): %s", reason, msg)
 
+    n_speakers = max(cfg.model.n_speakers, 1)
     for u in tqdm(utterances, desc=f"{name} mels", unit="utt", disable=not progress, leave=False):
+        if u.speaker >= n_speakers:  # a setup error, never a bad item to skip
+            raise DataError(
+                f"{u.source}: speaker id {u.speaker}, but config key 'model.n_speakers' = {cfg.model.n_speakers} "
+                f"allows ids 0..{n_speakers - 1}"
+            )
         ids, unknown = text_to_sequence(u.text, table, cfg.text.cleaners, cfg.text.add_eos)
         ids = np.asarray(ids, dtype=np.int32)
         report.unknown_chars.update(unknown)

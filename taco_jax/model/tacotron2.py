@@ -48,8 +48,10 @@ def sequence_mask(lengths: jax.Array, max_len: int) -> jax.Array:
 
 
 def memory_width(cfg: ModelConfig) -> int:
-    """Width of the decoder's memory: the encoder's, plus the style embedding when GST is concatenated."""
-    return cfg.encoder_embedding_dim + (cfg.gst_token_embedding_size if cfg.gst == "concat" else 0)
+    """Width of the decoder's memory: the encoder's, plus the style embedding when GST is concatenated,
+    plus the speaker embedding of a multi-speaker model."""
+    style = cfg.gst_token_embedding_size if cfg.gst == "concat" else 0
+    return cfg.encoder_embedding_dim + style + (cfg.speaker_embedding_dim if cfg.n_speakers else 0)
 
 
 def mmi_vocab(cfg: ModelConfig, n_symbols: int) -> int:
@@ -90,6 +92,10 @@ class Tacotron2(nn.Module):
                 self.gst_proj = LinearNorm(c.encoder_embedding_dim)
             if c.tpse:
                 self.tpse = TextPredictedStyle(c.gst_token_embedding_size, c.tpse_gru_size, c.tpse_max_norm)
+        if c.n_speakers:
+            self.speaker_embedding = nn.Embed(
+                c.n_speakers, c.speaker_embedding_dim, embedding_init=nn.initializers.normal(0.3)
+            )
         if c.mmi:
             self.mi = MIEstimator(c.mmi_dim, mmi_vocab(c, self.n_symbols), c.mmi_dropout)
         n_post = c.postnet_n_convolutions
@@ -109,6 +115,21 @@ class Tacotron2(nn.Module):
     def _postnet(self, mel: jax.Array, frame_mask: jax.Array, train: bool) -> jax.Array:
         return mel + self.postnet(mel, frame_mask, train)
 
+    def _with_speaker(self, memory: jax.Array, speaker: jax.Array | int | None) -> jax.Array:
+        """Append the speaker's embedding to every memory position (multi-speaker models only)."""
+        n = self.cfg.n_speakers
+        if not n:
+            if speaker is not None:
+                raise ValueError("a speaker was given to a single-speaker model (config key 'model.n_speakers' = 0)")
+            return memory
+        if speaker is None:
+            raise ValueError(f"this model has {n} speakers (model.n_speakers): name one (speaker id 0..{n - 1})")
+        if isinstance(speaker, int) and not 0 <= speaker < n:  # a traced id would be clamped
+            raise ValueError(f"speaker {speaker} out of range: the model has {n} (model.n_speakers)")
+        b = memory.shape[0]
+        emb = self.speaker_embedding(jnp.broadcast_to(jnp.asarray(speaker, jnp.int32), (b,)))
+        return jnp.concatenate([memory, jnp.broadcast_to(emb[:, None, :], memory.shape[:2] + emb.shape[-1:])], -1)
+
     def _with_style(self, memory: jax.Array, style: jax.Array) -> jax.Array:
         """memory [B, N, M_enc] + style [B, E] -> decoder memory [B, N, memory_width]; the same in training
         and inference (padded positions change too; attention masks them)."""
@@ -119,11 +140,12 @@ class Tacotron2(nn.Module):
     def __call__(
         self, text: jax.Array, text_len: jax.Array, mel: jax.Array, mel_len: jax.Array, train: bool = False,
         reference: jax.Array | None = None, reference_len: jax.Array | None = None,
+        speaker: jax.Array | None = None,
     ) -> Tacotron2Outputs:  # fmt: skip
         """Teacher-forced forward. mel [B, T, n_mels] with T a multiple of r; lengths [B] int32.
 
         With GST the style comes from `reference` [B, T_ref, n_mels] (lengths reference_len), by default the
-        teacher mel itself.
+        teacher mel itself. speaker [B] int32: the speaker ids of a multi-speaker model.
         """
         c = self.cfg
         r = c.n_frames_per_step
@@ -138,6 +160,7 @@ class Tacotron2(nn.Module):
             if c.tpse:
                 tpse_style = self.tpse(memory, text_len, text_mask, train)
             memory = self._with_style(memory, gst_style)
+        memory = self._with_speaker(memory, speaker)
         mel_out, gate, alignments, mmi_features = self.decoder(memory, text_mask, mel, train)
         mi_logits = self.mi(mmi_features, train) if c.mmi else None
         frame_mask = sequence_mask(mel_len, mel.shape[1])
@@ -153,7 +176,7 @@ class Tacotron2(nn.Module):
         self, text: jax.Array, text_len: jax.Array, max_decoder_steps: int | None = None,
         prenet_dropout: bool | None = None, reference: jax.Array | None = None,
         reference_len: jax.Array | None = None, style_token: jax.Array | int | None = None,
-        style_scale: float = 1.0,
+        style_scale: float = 1.0, speaker: jax.Array | int | None = None,
     ) -> InferenceOutputs:  # fmt: skip
         """Free-running synthesis. max_decoder_steps is in frames (default from the config).
 
@@ -161,6 +184,7 @@ class Tacotron2(nn.Module):
         With GST the style is, in this order of precedence: the GST of `reference` [B, T_ref, n_mels]
         (lengths reference_len, default all frames), the style token `style_token` (int or [B] int) alone,
         TPS-GST's prediction from the text (model.tpse), or no style (zeros); times style_scale.
+        A multi-speaker model needs `speaker` (int or [B] int).
         """
         c = self.cfg
         r = c.n_frames_per_step
@@ -172,6 +196,7 @@ class Tacotron2(nn.Module):
             memory = self._with_style(memory, style * style_scale)
         elif reference is not None or style_token is not None:
             raise ValueError("a style reference or token needs a model with GST (config key 'model.gst')")
+        memory = self._with_speaker(memory, speaker)
         steps = -(-max_frames // r)
         mel, gate, alignments, step_len, stopped = self.decoder.infer(
             memory, text_mask, steps, c.gate_threshold, use_dropout

@@ -148,7 +148,9 @@ class _Evaluator:
         self.data = data
         self.monitor = monitor
         self.samples_dir = run_dir / "samples"
-        self.synth = Synthesizer(cfg, model, None, data.table, seed=cfg.run.seed)
+        # A multi-speaker model's samples speak as speaker 0.
+        speaker = 0 if cfg.model.n_speakers else None
+        self.synth = Synthesizer(cfg, model, None, data.table, seed=cfg.run.seed, speaker=speaker)
 
     def __call__(self, state: TrainState, step: int) -> dict[str, float]:
         sums: dict[str, float] = {}
@@ -280,7 +282,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, warm_start, ignore, progres
         log.info("data parallel over %d devices in %d processes", mesh.devices.size, jax.process_count())
     state = replicate(state, mesh)
 
-    train_step = make_train_step(model, tx, cfg)
+    train_step = make_train_step(model, tx, cfg, data.mel_mean)
     phase_update = make_phase_update(cfg)
     monitor = Monitor(str(run_dir), cfg.audio.sampling_rate, enabled=primary)
     evaluator = _Evaluator(cfg, model, data, monitor, run_dir)

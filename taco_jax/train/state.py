@@ -27,7 +27,10 @@ def init_variables(model: Tacotron2, key: jax.Array, n_mels: int, r: int) -> dic
     mel = jnp.zeros((1, 2 * r, n_mels), jnp.float32)
     lengths_t, lengths_m = jnp.array([4], jnp.int32), jnp.array([2 * r], jnp.int32)
     k_params, k_dropout = jax.random.split(key)
-    return model.init({"params": k_params, "dropout": k_dropout}, text, lengths_t, mel, lengths_m, train=False)
+    speaker = jnp.zeros((1,), jnp.int32) if model.cfg.n_speakers else None
+    return model.init(
+        {"params": k_params, "dropout": k_dropout}, text, lengths_t, mel, lengths_m, train=False, speaker=speaker
+    )
 
 
 def create_train_state(

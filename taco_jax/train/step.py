@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from taco_jax import diagnostics, losses
@@ -63,8 +64,24 @@ def _alignment_metrics(outputs: Tacotron2Outputs, batch: Batch, cfg: Config) -> 
     )
 
 
-def make_train_step(model: Tacotron2, tx: optax.GradientTransformationExtraArgs, cfg: Config) -> Callable:
+def batch_speakers(model: Tacotron2) -> Callable[[Batch], jax.Array | None]:
+    """The batch's speaker ids for a multi-speaker model, None for a single-speaker one."""
+    return (lambda batch: batch.speaker) if model.cfg.n_speakers else (lambda batch: None)
+
+
+def drop_frames(key: jax.Array, mel: jax.Array, mel_len: jax.Array, rate: float, mel_mean: jax.Array) -> jax.Array:
+    """Frame dropout of teacher-forced inputs: each valid frame of mel [B, T, C] becomes mel_mean [C] with
+    probability `rate` (a frame of average speech rather than silence-like zeros); padding is untouched."""
+    drop = jax.random.bernoulli(key, rate, mel.shape[:2]) & losses.sequence_mask(mel_len, mel.shape[1])
+    return jnp.where(drop[..., None], mel_mean.astype(mel.dtype), mel)
+
+
+def make_train_step(
+    model: Tacotron2, tx: optax.GradientTransformationExtraArgs, cfg: Config, mel_mean: np.ndarray | None = None
+) -> Callable:
     """Returns the jit-compiled `train_step(state, batch) -> (state, metrics)`; the state is donated.
+
+    `mel_mean` [n_mels] (the training set's mean log-mel) is needed by frame dropout (model.frame_dropout > 0).
 
     `tx` is `taco_jax.control.build.build_tx(cfg)`. Every controller runs inside this one program: the GA
     weight (schedule x multiplier, updated from the batch's band diagonality), the phase's LR factor, and
@@ -87,11 +104,20 @@ def make_train_step(model: Tacotron2, tx: optax.GradientTransformationExtraArgs,
                 f"symbol ids and needs {need} classes (set loss.mmi_ctc=false to train without it)"
             )
 
+    frame_rate = cfg.model.frame_dropout
+    speakers = batch_speakers(model)
+    if frame_rate > 0 and mel_mean is None:
+        raise ValueError("config key 'model.frame_dropout' > 0 needs the training set's mean mel (mel_mean)")
+
     def loss_fn(params, batch_stats, batch: Batch, rng, ga_weight):
+        mel_in = batch.mel
+        if frame_rate > 0:  # the targets below stay batch.mel
+            rng, frame_key = jax.random.split(rng)
+            mel_in = drop_frames(frame_key, batch.mel, batch.mel_len, frame_rate, jnp.asarray(mel_mean))
         outputs, new_vars = model.apply(
             {"params": params, "batch_stats": batch_stats},
-            batch.text, batch.text_len, batch.mel, batch.mel_len,
-            train=True, rngs={"dropout": rng}, mutable=["batch_stats"],
+            batch.text, batch.text_len, mel_in, batch.mel_len,
+            train=True, rngs={"dropout": rng}, mutable=["batch_stats"], speaker=speakers(batch),
         )  # fmt: skip
         total, terms = tacotron2_loss(outputs, batch, cfg, ga_weight)
         return total, (terms, new_vars["batch_stats"], outputs)
@@ -178,10 +204,12 @@ def make_phase_update(cfg: Config) -> Callable:
 def make_eval_step(model: Tacotron2, cfg: Config) -> Callable:
     """Returns jit `eval_step(params, batch_stats, batch) -> metrics`: teacher-forced, dropout off."""
 
+    speakers = batch_speakers(model)
+
     def eval_step(params, batch_stats, batch: Batch) -> dict[str, jax.Array]:
         outputs = model.apply(
             {"params": params, "batch_stats": batch_stats},
-            batch.text, batch.text_len, batch.mel, batch.mel_len, train=False,
+            batch.text, batch.text_len, batch.mel, batch.mel_len, train=False, speaker=speakers(batch),
         )  # fmt: skip
         r = cfg.model.n_frames_per_step
         ga_weight = ga_weight_schedule(cfg.loss.guided_attention, jnp.zeros((), jnp.int32))

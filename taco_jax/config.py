@@ -146,6 +146,11 @@ class ModelConfig:
     # How the reference encoder reads a mel [T, n_mels] as an image: "time_mel" (time x mel bins) or
     # "torch_view" (T2N's checkpoints were trained on their [n_mels, T] buffer read as [T, n_mels]).
     gst_reference_layout: str = "time_mel"
+    # Double decoder consistency (Coqui's DDC): a second, coarse decoder (ddc_reduction_factor frames per step,
+    # a multiple of n_frames_per_step) reads the same memory in training only; its own mel loss and an L1
+    # between its (upsampled) alignment and the fine decoder's pull the fine decoder towards a robust alignment.
+    ddc: bool = False
+    ddc_reduction_factor: int = 2
     # Text-predicted style (TPS-GST): style from the encoder output, trained with L1 to the detached GST
     # style, used at inference when no reference or token is given.
     tpse: bool = False
@@ -176,6 +181,7 @@ class LossConfig:
     mel_weight: float = 1.0
     gate_weight: float = 1.0
     tpse_weight: float = 1.0  # L1 of the text-predicted style to the detached GST style (model.tpse)
+    ddc_weight: float = 0.25  # model.ddc: x (coarse decoder mel loss + alignment consistency), Coqui's alpha
     # With model.mmi: add the MI estimator's CTC loss, weighted each step by the gradient adaptive factor
     # (the largest weight that keeps its gradient below the main loss's in every tensor), capped here.
     mmi_ctc: bool = True
@@ -364,6 +370,11 @@ def _validate(cfg: Config, source: str) -> None:
         )
     if not 0.0 <= m.frame_dropout < 1.0:
         raise ConfigError(f"{source}: config key 'model.frame_dropout' = {m.frame_dropout}; expected 0 <= p < 1")
+    if m.ddc and (m.ddc_reduction_factor <= m.n_frames_per_step or m.ddc_reduction_factor % m.n_frames_per_step):
+        raise ConfigError(
+            f"{source}: config key 'model.ddc_reduction_factor' = {m.ddc_reduction_factor} must be a multiple of "
+            f"model.n_frames_per_step = {m.n_frames_per_step}, and larger"
+        )
     if m.tpse and m.gst == "none":
         raise ConfigError(f"{source}: config key 'model.tpse' needs model.gst (it predicts the GST style)")
     ga = cfg.loss.guided_attention

@@ -138,3 +138,20 @@ def gradient_adaptive_factor(grads_main, grads_aux, max_factor: float) -> jax.Ar
         )
     ]
     return jnp.minimum(jnp.min(jnp.stack(ratios)), max_factor)
+
+
+def alignment_consistency_loss(
+    fine: jax.Array, coarse: jax.Array, dec_len: jax.Array, r_fine: int, r_coarse: int
+) -> jax.Array:
+    """DDC's consistency term: L1 distance between the fine decoder's alignment and the coarse decoder's.
+
+    fine [B, S_f, N] (r_fine frames per step), coarse [B, S_c, N] (r_coarse frames per step, a multiple of
+    r_fine); each fine step is compared with the coarse step that covers its first frame. Returns the mean
+    over the fine decoder's valid steps (dec_len [B]) of sum_n |fine - coarse|, in [0, 2].
+    """
+    steps = fine.shape[1]
+    cover = (jnp.arange(steps) * r_fine) // r_coarse
+    upsampled = jnp.take(coarse, jnp.minimum(cover, coarse.shape[1] - 1), axis=1)
+    valid = sequence_mask(dec_len, steps)
+    per_step = jnp.sum(jnp.abs(fine - upsampled), axis=-1)
+    return jnp.sum(jnp.where(valid, per_step, 0.0)) / jnp.maximum(jnp.sum(valid), 1)

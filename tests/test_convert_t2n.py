@@ -36,6 +36,16 @@ STYLE = dict(gst_token_num=5, gst_num_heads=4, gst_token_embedding_size=16, gst_
 # Torch reference options per layout; mmi_vocab counts the blank.
 LAYOUT_OPTIONS = {
     "t2n": dict(use_mmi=True, mmi_layout="head", mmi_vocab=N_SYMBOLS, mmi_dim=24, gst="add", **STYLE),
+    "t2n-ddc": dict(
+        use_mmi=True,
+        mmi_layout="head",
+        mmi_vocab=N_SYMBOLS,
+        mmi_dim=24,
+        gst="add",
+        use_ddc=True,
+        ddc_reduction_factor=4,
+        **STYLE,
+    ),  # fmt: skip
     "t2n-legacy": dict(
         use_mmi=True,
         mmi_layout="legacy",
@@ -121,7 +131,8 @@ def _jax_t2n_variables(layout: str, r: int = 2):
     o = LAYOUT_OPTIONS[layout]
     cfg = ModelConfig(
         **TINY, n_frames_per_step=r, mmi=True, mmi_dim=o["mmi_dim"], mmi_vocab=o["mmi_vocab"],
-        mmi_blank="first" if layout == "t2n" else "last", gst=o["gst"], tpse=o.get("tpse", "none") != "none",
+        mmi_blank="last" if layout == "t2n-legacy" else "first", gst=o["gst"], tpse=o.get("tpse", "none") != "none",
+        ddc=o.get("use_ddc", False), ddc_reduction_factor=o.get("ddc_reduction_factor", 2),
         tpse_gru_size=o.get("tpse_gru_size", 128), **{**STYLE, "gst_ref_filters": list(STYLE["gst_ref_filters"])},
     )  # fmt: skip
     model = build_model(cfg, N_SYMBOLS, 80)
@@ -133,15 +144,17 @@ def _jax_t2n_variables(layout: str, r: int = 2):
     return variables
 
 
-@pytest.mark.parametrize("layout", ["t2n", "t2n-legacy"])
+@pytest.mark.parametrize("layout", ["t2n", "t2n-legacy", "t2n-ddc"])
 def test_jax_torch_jax_round_trip_is_exact(layout):
     variables = _jax_t2n_variables(layout)
-    sd = flax_to_torch(variables["params"], variables["batch_stats"], layout)
+    sd = flax_to_torch(variables["params"], variables["batch_stats"], layout.removesuffix("-ddc"))
     ref = TorchTacotron2(TorchTacotron2Config(n_symbols=N_SYMBOLS, n_frames_per_step=2, **TINY,
                                               **LAYOUT_OPTIONS[layout]))  # fmt: skip
     ref.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
     params, batch_stats, report = torch_to_flax(numpy_state_dict(ref), "auto")
-    assert report["layout"] == layout
+    assert report["layout"] == layout.removesuffix("-ddc")
+    if layout == "t2n-ddc":
+        assert report["config"]["ddc"] and report["config"]["ddc_reduction_factor"] == 4
     want = jax.tree_util.tree_flatten_with_path(variables)
     got = jax.tree_util.tree_flatten_with_path({"params": params, "batch_stats": batch_stats})
     assert [p for p, _ in want[0]] == [p for p, _ in got[0]]
@@ -161,7 +174,7 @@ def test_unmapped_t2n_keys_are_listed():
     sd = numpy_state_dict(t2n_torch_model("t2n", 1))
     bad = dict(sd)
     bad["gst.stl.attention.W_q.weight"] = bad.pop("gst.stl.attention.W_query.weight")
-    bad["decoder_secondary.gate_layer.linear_layer.bias"] = np.zeros(1, np.float32)  # DDC: not mapped yet
+    bad["decoder_secondary.gate_layer.linear_layer.bias"] = np.zeros(1, np.float32)  # a lone key of no decoder
     with pytest.raises(ConversionError) as e:
         torch_to_flax(bad)
     msg = str(e.value)

@@ -25,6 +25,7 @@ After `forward`, the model keeps `last_decoder_features` (MMI features d [B, mmi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -81,6 +82,8 @@ class TorchTacotron2Config:
     gst_ref_gru_size: int = 128
     tpse: str = "none"  # "none" | "head" (tps_gst.*) | "legacy" (tpse_gst.*); needs gst
     tpse_gru_size: int = 128  # per direction
+    use_ddc: bool = False  # T2N's `decoder_secondary`: a second decoder with ddc_reduction_factor frames per step
+    ddc_reduction_factor: int = 2
 
     def __post_init__(self):
         if self.mmi_layout not in MMI_LAYOUTS:
@@ -528,6 +531,8 @@ class Tacotron2(nn.Module):
                 self.gst_proj = LinearNorm(c.gst_token_embedding_size, c.encoder_embedding_dim)
             if c.tpse != "none":
                 self.add_module(TPSE_PREFIX[c.tpse], TPSEGST(c))
+        if c.use_ddc:  # parameters only: the reference never runs it
+            self.decoder_secondary = Decoder(dataclasses.replace(c, n_frames_per_step=c.ddc_reduction_factor))
         self.last_decoder_features: torch.Tensor | None = None
         self.last_gst_style: torch.Tensor | None = None
         self.last_tpse_style: torch.Tensor | None = None

@@ -10,8 +10,7 @@ Layouts:
   * "t2n-legacy": the first T2N commit / creotiv's RussianTTS-Tacotron2: GST concatenated to the memory (no
                   `gst_proj`, memory E + token-embedding wide), TPS-GST `tpse_gst.*`, MI estimator
                   `mi.proj.0.*` + `mi.ctc_proj.*` (CTC blank last).
-T2N's second decoder (`decoder_secondary.*`, its DDC) has no taco_jax counterpart yet: those keys are reported
-as unmapped.
+T2N's second decoder (`decoder_secondary.*`) is taco_jax's DDC coarse decoder (`decoder_coarse`, model.ddc).
 
 Tensor mapping (PyTorch -> Flax):
   * Linear weight [out, in]        -> Dense kernel [in, out] (transpose);
@@ -238,6 +237,10 @@ def _t2n_options(sd: Mapping[str, Any], layout: str, prefix: str, enc: int) -> d
     legacy = layout == "t2n-legacy"
     out: dict[str, Any] = {} if legacy else dict(_T2N_HEAD_DROPOUT)
     out["mmi"] = "decoder.mel_layer.0.linear_layer.weight" in sd
+    coarse_prenet = "decoder_secondary.prenet.layers.0.linear_layer.weight"
+    if coarse_prenet in sd:
+        n_mels = shape("postnet.convolutions.0.0.conv.weight")[1]
+        out |= {"ddc": True, "ddc_reduction_factor": shape(coarse_prenet)[1] // n_mels}
     if out["mmi"]:
         out["mmi_dim"] = shape("decoder.mel_layer.0.linear_layer.weight")[0]
         out["mmi_blank"] = "last" if legacy else "first"
@@ -275,6 +278,12 @@ def _t2n_options_from_params(params: Mapping[str, Any], enc: int) -> dict[str, A
     """The Tacotron2-New ModelConfig fields of a taco_jax params tree (KeyError if malformed)."""
     dec = params["decoder"]
     out: dict[str, Any] = {"mmi": "mel_layer_0" in dec}
+    if "decoder_coarse" in params:
+        frame = np.shape(params["decoder_coarse"]["prenet_0"]["kernel"])[0]
+        out |= {
+            "ddc": True,
+            "ddc_reduction_factor": frame // np.shape(params["postnet"]["conv_0"]["conv"]["kernel"])[1],
+        }
     if out["mmi"]:
         out["mmi_dim"] = np.shape(dec["mel_layer_0"]["kernel"])[0]
         out["mmi_vocab"] = np.shape(params["mi"]["output"]["dense"]["kernel"])[1]
@@ -383,30 +392,31 @@ def _rules(c: Mapping[str, Any], n_mels: int, layout: str = "nvidia") -> list[_R
     lstm("encoder.lstm", "_l0", ("encoder", "lstm_fwd"), enc, enc // 2)
     lstm("encoder.lstm", "_l0_reverse", ("encoder", "lstm_bwd"), enc, enc // 2)
 
-    frame, pre = n_mels * c["n_frames_per_step"], c["prenet_dim"]
-    att_rnn, att, dec_rnn = c["attention_rnn_dim"], c["attention_dim"], c["decoder_rnn_dim"]
-    add(["decoder.prenet.layers.0.linear_layer.weight"], (pre, frame), ("decoder", "prenet_0", "kernel"), "dense")
-    add(["decoder.prenet.layers.1.linear_layer.weight"], (pre, pre), ("decoder", "prenet_1", "kernel"), "dense")
-    lstm("decoder.attention_rnn", "", ("decoder", "attention_rnn"), pre + m, att_rnn)
-    a = "decoder.attention_layer."
-    add([a + "query_layer.linear_layer.weight"], (att, att_rnn), ("decoder", "query_layer", "kernel"), "dense")
-    add([a + "memory_layer.linear_layer.weight"], (att, m), ("decoder", "memory_layer", "kernel"), "dense")
-    add([a + "v.linear_layer.weight"], (1, att), ("decoder", "v", "kernel"), "dense")
-    loc_f, loc_k = c["attention_location_n_filters"], c["attention_location_kernel_size"]
-    add([a + "location_layer.location_conv.conv.weight"], (loc_f, 2, loc_k), ("decoder", "location_conv", "kernel"),
-        "conv")  # fmt: skip
-    add([a + "location_layer.location_dense.linear_layer.weight"], (att, loc_f),
-        ("decoder", "location_dense", "kernel"), "dense")  # fmt: skip
-    lstm("decoder.decoder_rnn", "", ("decoder", "decoder_rnn"), att_rnn + m, dec_rnn)
-    if c.get("mmi"):
-        mmi = c["mmi_dim"]
-        linear("decoder.linear_projection.0.linear_layer", ("decoder", "linear_projection"), dec_rnn + m, mmi)
-        linear("decoder.mel_layer.0.linear_layer", ("decoder", "mel_layer_0"), mmi, mmi)
-        linear("decoder.mel_layer.3.linear_layer", ("decoder", "mel_layer_1"), mmi, frame)
-        linear("decoder.gate_layer.linear_layer", ("decoder", "gate_layer"), mmi, 1)
-    else:
-        linear("decoder.linear_projection.linear_layer", ("decoder", "linear_projection"), dec_rnn + m, frame)
-        linear("decoder.gate_layer.linear_layer", ("decoder", "gate_layer"), dec_rnn + m, 1)
+    def decoder(t: str, f: str, r: int):  # torch module name, flax module name, frames per step
+        frame, pre = n_mels * r, c["prenet_dim"]
+        att_rnn, att, dec_rnn = c["attention_rnn_dim"], c["attention_dim"], c["decoder_rnn_dim"]
+        linear(f"{t}.prenet.layers.0.linear_layer", (f, "prenet_0"), frame, pre, bias=False)
+        linear(f"{t}.prenet.layers.1.linear_layer", (f, "prenet_1"), pre, pre, bias=False)
+        lstm(f"{t}.attention_rnn", "", (f, "attention_rnn"), pre + m, att_rnn)
+        a = f"{t}.attention_layer."
+        linear(a + "query_layer.linear_layer", (f, "query_layer"), att_rnn, att, bias=False)
+        linear(a + "memory_layer.linear_layer", (f, "memory_layer"), m, att, bias=False)
+        linear(a + "v.linear_layer", (f, "v"), att, 1, bias=False)
+        loc_f, loc_k = c["attention_location_n_filters"], c["attention_location_kernel_size"]
+        add([a + "location_layer.location_conv.conv.weight"], (loc_f, 2, loc_k), (f, "location_conv", "kernel"), "conv")
+        linear(a + "location_layer.location_dense.linear_layer", (f, "location_dense"), loc_f, att, bias=False)
+        lstm(f"{t}.decoder_rnn", "", (f, "decoder_rnn"), att_rnn + m, dec_rnn)
+        if c.get("mmi"):
+            mmi = c["mmi_dim"]
+            linear(f"{t}.linear_projection.0.linear_layer", (f, "linear_projection"), dec_rnn + m, mmi)
+            linear(f"{t}.mel_layer.0.linear_layer", (f, "mel_layer_0"), mmi, mmi)
+            linear(f"{t}.mel_layer.3.linear_layer", (f, "mel_layer_1"), mmi, frame)
+            linear(f"{t}.gate_layer.linear_layer", (f, "gate_layer"), mmi, 1)
+        else:
+            linear(f"{t}.linear_projection.linear_layer", (f, "linear_projection"), dec_rnn + m, frame)
+            linear(f"{t}.gate_layer.linear_layer", (f, "gate_layer"), dec_rnn + m, 1)
+
+    decoder("decoder", "decoder", c["n_frames_per_step"])
 
     n_post, post = c["postnet_n_convolutions"], c["postnet_embedding_dim"]
     for i in range(n_post):
@@ -445,6 +455,8 @@ def _rules(c: Mapping[str, Any], n_mels: int, layout: str = "nvidia") -> list[_R
         gru(f"{t}.gru", "_l0", ("tpse", "gru_fwd"), 2 * g, g)
         gru(f"{t}.gru", "_l0_reverse", ("tpse", "gru_bwd"), 2 * g, g)
         linear(f"{t}.linear", ("tpse", "linear"), 2 * g, e)
+    if c.get("ddc"):  # T2N's second decoder: taco_jax's DDC coarse decoder
+        decoder("decoder_secondary", "decoder_coarse", c["ddc_reduction_factor"])
     return rules
 
 
@@ -547,7 +559,7 @@ def _check_export_layout(cfg: Mapping[str, Any], layout: str) -> None:
     need = {"add": "t2n", "concat": "t2n-legacy"}.get(cfg.get("gst", "none"))
     if need and layout != need:
         raise ConversionError(f"a model with model.gst={cfg['gst']!r} exports to layout {need!r}, not {layout!r}")
-    extras = [k for k in ("mmi", "tpse") if cfg.get(k)]
+    extras = [k for k in ("mmi", "tpse", "ddc") if cfg.get(k)]
     if extras and layout not in T2N_LAYOUTS:
         raise ConversionError(
             f"a model with {', '.join('model.' + k for k in extras)} exports to a T2N layout "

@@ -32,6 +32,8 @@ class Tacotron2Outputs(NamedTuple):
     tpse_style: jax.Array | None = None  # [B, E] style predicted from the text (model.tpse)
     mmi_features: jax.Array | None = None  # [B, T/r, mmi_dim] projection the gate reads (model.mmi)
     mi_logits: jax.Array | None = None  # [B, T/r, mmi_vocab] MI estimator's CTC logits (model.mmi)
+    coarse_mel: jax.Array | None = None  # [B, T, n_mels] the DDC coarse decoder's output (model.ddc), zero-padded
+    coarse_alignments: jax.Array | None = None  # [B, ceil(T/r_coarse), N] (model.ddc)
 
 
 class InferenceOutputs(NamedTuple):
@@ -75,14 +77,9 @@ class Tacotron2(nn.Module):
         self.encoder = Encoder(
             c.encoder_embedding_dim, c.encoder_n_convolutions, c.encoder_kernel_size, c.encoder_dropout
         )
-        self.decoder = Decoder(
-            n_mels=self.n_mels, r=c.n_frames_per_step, prenet_dim=c.prenet_dim, prenet_dropout=c.prenet_dropout,
-            attention_rnn_dim=c.attention_rnn_dim, attention_dim=c.attention_dim,
-            location_filters=c.attention_location_n_filters, location_kernel=c.attention_location_kernel_size,
-            attention_dropout=c.attention_dropout, decoder_rnn_dim=c.decoder_rnn_dim, decoder_dropout=c.decoder_dropout,
-            memory_dim=memory_width(c), mask_value=c.mask_value, custom_vjp=c.decoder_custom_vjp,
-            mmi_dim=c.mmi_dim if c.mmi else 0, mmi_dropout=c.mmi_dropout,
-        )  # fmt: skip
+        self.decoder = self._decoder(c.n_frames_per_step)
+        if c.ddc:
+            self.decoder_coarse = self._decoder(c.ddc_reduction_factor)
         if c.gst != "none":
             self.gst = GlobalStyleTokens(
                 c.gst_token_num, c.gst_token_embedding_size, c.gst_num_heads, tuple(c.gst_ref_filters),
@@ -105,6 +102,26 @@ class Tacotron2(nn.Module):
             activations=("tanh",) * (n_post - 1) + ("linear",),
             dropout=c.postnet_dropout,
         )
+
+    def _decoder(self, r: int) -> Decoder:
+        c = self.cfg
+        return Decoder(
+            n_mels=self.n_mels, r=r, prenet_dim=c.prenet_dim, prenet_dropout=c.prenet_dropout,
+            attention_rnn_dim=c.attention_rnn_dim, attention_dim=c.attention_dim,
+            location_filters=c.attention_location_n_filters, location_kernel=c.attention_location_kernel_size,
+            attention_dropout=c.attention_dropout, decoder_rnn_dim=c.decoder_rnn_dim, decoder_dropout=c.decoder_dropout,
+            memory_dim=memory_width(c), mask_value=c.mask_value, custom_vjp=c.decoder_custom_vjp,
+            mmi_dim=c.mmi_dim if c.mmi else 0, mmi_dropout=c.mmi_dropout,
+        )  # fmt: skip
+
+    def _coarse_decode(self, memory, text_mask, mel, frame_mask, train) -> tuple[jax.Array, jax.Array]:
+        """DDC's coarse decoder on the same teacher mel, padded to a multiple of its reduction factor.
+        Returns (mel [B, T, n_mels] zero-padded, alignments [B, ceil(T / r_coarse), N])."""
+        r = self.cfg.ddc_reduction_factor
+        t = mel.shape[1]
+        padded = jnp.pad(mel, ((0, 0), (0, -t % r), (0, 0)))
+        coarse, _, alignments, _ = self.decoder_coarse(memory, text_mask, padded, train)
+        return jnp.where(frame_mask[..., None], coarse[:, :t], 0.0), alignments
 
     def encode(self, text: jax.Array, text_len: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
         """text [B, N] int32 -> (memory [B, N, M], text_mask [B, N])."""
@@ -164,12 +181,15 @@ class Tacotron2(nn.Module):
         mel_out, gate, alignments, mmi_features = self.decoder(memory, text_mask, mel, train)
         mi_logits = self.mi(mmi_features, train) if c.mmi else None
         frame_mask = sequence_mask(mel_len, mel.shape[1])
+        coarse_mel = coarse_alignments = None
+        if c.ddc:
+            coarse_mel, coarse_alignments = self._coarse_decode(memory, text_mask, mel, frame_mask, train)
         mel_post = self._postnet(mel_out, frame_mask, train)
         step_mask = sequence_mask((mel_len + r - 1) // r, gate.shape[1])
         keep = frame_mask[..., None]
         return Tacotron2Outputs(
             jnp.where(keep, mel_out, 0.0), jnp.where(keep, mel_post, 0.0), jnp.where(step_mask, gate, 1e3), alignments,
-            gst_style, tpse_style, mmi_features, mi_logits,
+            gst_style, tpse_style, mmi_features, mi_logits, coarse_mel, coarse_alignments,
         )  # fmt: skip
 
     def infer(

@@ -49,6 +49,22 @@ def tacotron2_loss(
         # output and its target the detached GST style, so it never pulls on the rest of the model.
         terms["tpse_loss"] = jnp.mean(jnp.abs(outputs.tpse_style - jax.lax.stop_gradient(outputs.gst_style)))
         total = total + lc.tpse_weight * terms["tpse_loss"]
+    if outputs.coarse_mel is not None:
+        # DDC (Coqui): the coarse decoder learns the mel itself and both alignments are pulled together;
+        # neither side is a detached target. Guided attention guides the coarse decoder as the fine one.
+        r_coarse = cfg.model.ddc_reduction_factor
+        coarse_len = losses.decoder_lengths(batch.mel_len, r_coarse)
+        terms["ddc_mel_loss"] = losses.masked_mel_loss(outputs.coarse_mel, batch.mel, batch.mel_len, lc.mel_loss)
+        terms["ddc_align_loss"] = losses.alignment_consistency_loss(
+            outputs.alignments, outputs.coarse_alignments, dec_len, r, r_coarse
+        )
+        total = total + lc.ddc_weight * (terms["ddc_mel_loss"] + terms["ddc_align_loss"])
+        if lc.guided_attention.enabled:
+            ga = lc.guided_attention
+            terms["ddc_ga_loss"] = losses.guided_attention_loss(
+                outputs.coarse_alignments, batch.text_len, coarse_len, ga.sigma, ga.normalization
+            )
+            total = total + ga_weight * terms["ddc_ga_loss"]
     if outputs.mi_logits is not None and lc.mmi_ctc:
         # Not part of `total`: the train step weights it by the gradient adaptive factor.
         blank = 0 if cfg.model.mmi_blank == "first" else outputs.mi_logits.shape[-1] - 1
@@ -57,11 +73,20 @@ def tacotron2_loss(
 
 
 def _alignment_metrics(outputs: Tacotron2Outputs, batch: Batch, cfg: Config) -> dict[str, jax.Array]:
-    dec_len = losses.decoder_lengths(batch.mel_len, cfg.model.n_frames_per_step)
+    """align_* of the decoder's alignments, and coarse_align_* of the DDC coarse decoder's (model.ddc)."""
     d = cfg.diagnostics
-    return diagnostics.alignment_metrics(
-        outputs.alignments, batch.text_len, dec_len, band=d.band_tokens, coverage_threshold=d.coverage_threshold
-    )
+
+    def metrics(alignments, r):
+        dec_len = losses.decoder_lengths(batch.mel_len, r)
+        return diagnostics.alignment_metrics(
+            alignments, batch.text_len, dec_len, band=d.band_tokens, coverage_threshold=d.coverage_threshold
+        )
+
+    out = metrics(outputs.alignments, cfg.model.n_frames_per_step)
+    if outputs.coarse_alignments is not None:
+        coarse = metrics(outputs.coarse_alignments, cfg.model.ddc_reduction_factor)
+        out |= {f"coarse_{k}": v for k, v in coarse.items()}
+    return out
 
 
 def batch_speakers(model: Tacotron2) -> Callable[[Batch], jax.Array | None]:

@@ -293,3 +293,62 @@ def test_full_size_nvidia_state_dict_matches_published_shapes_and_config():
     assert jax.tree.leaves(jax.tree.map(lambda s, a: s.shape == a.shape, shapes, got)) == [True] * len(
         jax.tree.leaves(got)
     )
+
+
+@pytest.mark.slow
+def test_adam_state_converts_and_training_resumes(tiny_corpus, tmp_path):
+    """NVIDIA train.py checkpoints carry Adam's state: its moments map like the weights (transposed, the fused
+    LSTM bias taking bias_ih's), and the converted directory resumes training at the file's iteration."""
+    import optax
+
+    from taco_jax.config import load_config
+    from taco_jax.convert import torch_adam_moments
+    from taco_jax.train.loop import train
+
+    ref = tiny_torch_model(1)
+    ref.train()
+    optimizer = torch.optim.Adam(ref.parameters(), lr=1e-3)
+    text, text_len, mel, mel_len = equal_length_batch(1)
+    target = torch.from_numpy(mel).transpose(1, 2)
+    for _ in range(2):
+        optimizer.zero_grad()
+        out = ref(torch.from_numpy(text), torch.from_numpy(text_len), target, torch.from_numpy(mel_len))
+        (((out[0] - target) ** 2).mean() + ((out[1] - target) ** 2).mean()).backward()
+        optimizer.step()
+    ref.eval()
+    sd = numpy_state_dict(ref)
+    opt_sd = optimizer.state_dict()
+    names = [k for k, _ in ref.named_parameters()]
+    mu, nu, step = torch_adam_moments(jax.tree.map(lambda x: x.numpy() if hasattr(x, "numpy") else x, opt_sd), sd)
+    assert step == 2
+    moment = lambda key, kind: opt_sd["state"][names.index(key)][kind].numpy()  # noqa: E731
+    projection = moment("decoder.linear_projection.linear_layer.weight", "exp_avg")
+    np.testing.assert_array_equal(mu["decoder"]["linear_projection"]["kernel"], projection.T)
+    np.testing.assert_array_equal(
+        nu["encoder"]["lstm_bwd"]["bias"], moment("encoder.lstm.bias_ih_l0_reverse", "exp_avg_sq")
+    )
+    np.testing.assert_array_equal(
+        nu["postnet"]["conv_1"]["conv"]["kernel"],
+        moment("postnet.convolutions.1.0.conv.weight", "exp_avg_sq").transpose(2, 1, 0),
+    )
+    with pytest.raises(ConversionError, match="covers"):
+        torch_adam_moments({"state": {}, "param_groups": [{"params": [0, 1]}]}, sd)
+
+    pt = tmp_path / "checkpoint_2.pt"
+    torch.save({"iteration": 2, "state_dict": ref.state_dict(), "optimizer": opt_sd, "learning_rate": 1e-3}, pt)
+    out_dir = tmp_path / "converted"
+    assert _load_cli().main([str(pt), str(out_dir)]) == 0
+    train_list, val_list = tiny_corpus
+    overrides = [
+        f"run.out_dir={tmp_path}", "run.name=converted", "run.max_steps=3", "run.eval_every=3", "run.log_every=1",
+        "run.sample_sentences=[]", "run.progress_bar=false", "data.corpus=filelists",
+        f"data.train_filelist={train_list}", f"data.val_filelist={val_list}", f"data.cache_dir={tmp_path}/mels",
+        "data.batch_size=2", "data.buckets=[[40,132],[64,222]]",
+    ]  # fmt: skip
+    result = train(load_config(str(out_dir / "config.yaml"), overrides), resume=True, progress=False)
+    assert result.step == 3  # resumed at the file's iteration 2, one more step
+    adam = [
+        s for s in jax.tree.leaves(result.state.opt_state, is_leaf=lambda x: isinstance(x, optax.ScaleByAdamState))
+        if isinstance(s, optax.ScaleByAdamState)
+    ]  # fmt: skip
+    assert len(adam) == 1 and int(adam[0].count) == 3

@@ -5,8 +5,11 @@
 
 The taco_jax checkpoint (<OUT_DIR>/checkpoints/<step>/{state,meta} + config.yaml + conversion_report.json)
 uses configs/nvidia_ljspeech.yaml with the model dims inferred from the tensors and the NVIDIA 148-symbol
-table; `taco_jax.checkpoint.restore_model(OUT_DIR)` loads it (synthesis, warm start). It holds params and
-batch_stats only, no optimizer state.
+table; `taco_jax.checkpoint.restore_model(OUT_DIR)` loads it (synthesis, warm start). When the file holds an
+Adam state (NVIDIA's train.py checkpoints: 'optimizer') the checkpoint is a full train state at the file's
+iteration, with the Adam moments converted: `python -m taco_jax.train --config OUT_DIR/config.yaml --set
+run.out_dir=<parent of OUT_DIR> --set run.name=<name of OUT_DIR> --set data... --resume` continues training.
+Otherwise it holds params and batch_stats only.
 
 Files are loaded with `torch.load(..., weights_only=True)`; a checkpoint that pickles arbitrary objects
 is only unpickled with --trust-pickle (unpickling can run code: only for files you trust).
@@ -34,6 +37,7 @@ from taco_jax.convert import LAYOUTS, T2N_LAYOUTS, flax_to_torch, torch_to_flax 
 
 NVIDIA_CONFIG = REPO / "configs" / "nvidia_ljspeech.yaml"
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
+OPTIMIZER_KEYS = ("optimizer", "optimizer_state_dict")  # NVIDIA's train.py / T2N's trainer
 
 
 class CLIError(Exception):
@@ -177,20 +181,46 @@ def torch_to_taco_jax(
         got.update({k: np.asarray(fresh[k]) for k in want if k not in got})
     report["initialised"] = filled
     variables = _unflatten(got)
-
     step = extra.get("iteration", extra.get("global_step", 0))
     step = int(step) if isinstance(step, int | np.integer) and step >= 0 else 0
+    optimizer = next((extra[k] for k in OPTIMIZER_KEYS if isinstance(extra.get(k), Mapping)), None)
+    state = {"params": variables["params"], "batch_stats": variables["batch_stats"]}
+    if optimizer is not None:  # a full train state: `train --resume` continues with Adam's moments
+        state = _resumable_state(cfg, model, variables, optimizer, state_dict, report["layout"], step)
+        report["optimizer"] = f"Adam moments converted, step {step}"
     summary = {k: report[k] for k in ("layout", "config", "n_mels", "missing", "unexpected", "ignored", "initialised")}
+    summary["optimizer"] = report.get("optimizer", "none in the file: params and batch statistics only")
     summary["source"] = str(Path(in_path).resolve())
     meta = {"config": to_yaml(cfg), "symbols": table.to_dict(), "step": step, "converted_from": summary}
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, str(out / "config.yaml"))
     ckpt = Checkpointer(ckpt_dir, keep=1)
-    state = {"params": variables["params"], "batch_stats": variables["batch_stats"]}
     ckpt.save(step, jax.tree.map(np.asarray, state), meta)  # orbax writes a temp dir, then renames it
     ckpt.close()
     write_text_atomic(str(out / "conversion_report.json"), json.dumps(summary, indent=2) + "\n")
     return report
+
+
+def _resumable_state(cfg, model, variables, optimizer, state_dict, layout: str, step: int):
+    """TrainState with the converted weights, Adam moments and step (LR schedule and Adam's count at `step`);
+    controllers and the PRNG key start fresh from the config."""
+    import jax
+    import jax.numpy as jnp
+
+    from taco_jax.control.build import build_tx, init_control_state
+    from taco_jax.convert import torch_adam_moments
+    from taco_jax.train.state import create_train_state, with_adam_moments
+
+    optimizer = jax.tree.map(lambda x: np.asarray(x.detach().cpu()) if hasattr(x, "detach") else x, optimizer)
+    mu, nu, adam_step = torch_adam_moments(optimizer, state_dict, layout)
+    tx = build_tx(cfg)
+    state = create_train_state(model, tx, cfg.run.seed, cfg.audio.n_mels, init_control_state(cfg))
+    params = jax.tree.map(jnp.asarray, variables["params"])
+    opt_state = with_adam_moments(tx.init(params), mu, nu, adam_step or step)
+    return state.replace(
+        step=jnp.asarray(step, jnp.int32), params=params,
+        batch_stats=jax.tree.map(jnp.asarray, variables["batch_stats"]), opt_state=opt_state,
+    )  # fmt: skip
 
 
 def taco_jax_to_torch(in_dir: str | os.PathLike, out_path: str | os.PathLike, layout: str = "nvidia") -> Path:

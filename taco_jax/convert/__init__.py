@@ -8,6 +8,7 @@ from taco_jax.convert.torch_ckpt import (
     detect_layout,
     flax_to_torch,
     infer_n_mels,
+    torch_adam_moments,
     torch_to_flax,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "detect_layout",
     "flax_to_torch",
     "infer_n_mels",
+    "torch_adam_moments",
     "torch_to_flax",
 ]

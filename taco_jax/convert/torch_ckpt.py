@@ -607,3 +607,56 @@ def flax_to_torch(params: Mapping[str, Any], batch_stats: Mapping[str, Any], lay
     if missing:
         raise ConversionError(f"cannot export: missing or malformed variables: {', '.join(missing)}")
     return out
+
+
+# ----------------------------------------------------------------------------------------------- Adam state
+
+_BUFFER_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
+
+
+def torch_adam_moments(
+    optimizer: Mapping[str, Any], state_dict: Mapping[str, Any], layout: str = "auto"
+) -> tuple[dict, dict, int]:
+    """PyTorch Adam(W) state -> (mu, nu, step): taco_jax params trees of the first and second moments.
+
+    `optimizer` is `torch.optim.Adam(...).state_dict()` with tensors as numpy arrays: {'state': {index:
+    {'step', 'exp_avg', 'exp_avg_sq'}}, 'param_groups': [{'params': [index, ...]}, ...]}; indices follow
+    `model.parameters()`, i.e. the state_dict's order without its BatchNorm buffers. The moments go through
+    the same key mapping as the weights. A fused LSTM bias takes bias_ih's moments: PyTorch's bias_ih and
+    bias_hh receive the same gradient, so each of their moments is the summed bias's. A parameter the
+    optimizer never stepped gets zero moments.
+    """
+    if layout == "auto":
+        layout = detect_layout(state_dict)
+    try:
+        ids = [i for group in optimizer["param_groups"] for i in group["params"]]
+        states = optimizer["state"]
+    except (KeyError, TypeError) as e:
+        raise ConversionError(f"optimizer state is not a torch.optim.Adam state_dict (missing {e})") from None
+    param_keys = [k for k in state_dict if not k.endswith(_BUFFER_SUFFIXES)]
+    if len(ids) != len(param_keys):
+        raise ConversionError(
+            f"optimizer state covers {len(ids)} parameters but the state_dict has {len(param_keys)}: "
+            "not the optimizer of this model"
+        )
+    moments: dict[str, dict[str, Any]] = {"exp_avg": {}, "exp_avg_sq": {}}
+    steps = set()
+    for index, key in zip(ids, param_keys, strict=True):
+        s = states.get(index, {})
+        for name, tree in moments.items():
+            value = s.get(name)
+            if value is not None and tuple(np.shape(value)) != tuple(np.shape(state_dict[key])):
+                raise ConversionError(
+                    f"optimizer {name} of parameter {index} has shape {tuple(np.shape(value))}, but {key} is "
+                    f"{tuple(np.shape(state_dict[key]))}: the parameter order does not match"
+                )
+            zero_hh = key.split(".")[-1].startswith("bias_hh")  # the fused bias keeps bias_ih's moments
+            tree[key] = np.zeros(np.shape(state_dict[key]), np.float32) if value is None or zero_hh else value
+        if "step" in s:
+            steps.add(int(np.asarray(s["step"])))
+    if len(steps) > 1:
+        raise ConversionError(f"optimizer parameters were stepped different numbers of times: {sorted(steps)}")
+    buffers = {k: v for k, v in state_dict.items() if k.endswith(_BUFFER_SUFFIXES)}
+    mu, _, _ = torch_to_flax({**moments["exp_avg"], **buffers}, layout)
+    nu, _, _ = torch_to_flax({**moments["exp_avg_sq"], **buffers}, layout)
+    return mu, nu, steps.pop() if steps else 0

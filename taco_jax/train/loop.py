@@ -259,7 +259,10 @@ def _train(cfg: Config, run_dir: Path, resume: bool, warm_start, ignore, progres
     latest = ckpt.latest_step()
     if resume and latest is not None:
         state, meta = ckpt.restore(latest, target=state)
-        data.train_loader.set_state(meta["loader"])
+        if "loader" in meta:
+            data.train_loader.set_state(meta["loader"])
+        else:  # tools/convert_torch_ckpt.py's train states: the data order starts afresh
+            log.info("the checkpoint has no data-loader position (a converted one): starting at the first epoch")
         host = HostControl.from_dict(meta.get("host_control", {}))
         log.info("restored step %d from %s", latest, ckpt.directory)
     elif warm_start:

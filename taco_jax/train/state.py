@@ -61,3 +61,30 @@ def create_train_state(
 
 def count_params(params) -> int:
     return int(sum(x.size for x in jax.tree.leaves(params)))
+
+
+def with_adam_moments(opt_state: optax.OptState, mu: Any, nu: Any, count: int) -> optax.OptState:
+    """The optimizer state with Adam's moments (trees like the params) and step count replaced, and the
+    learning-rate schedule's count set to the same step, wherever they sit in the chain (converted optimizer
+    states resume where they stopped)."""
+
+    def replace(node):
+        if isinstance(node, optax.ScaleByAdamState):
+            cast = lambda new, old: jnp.asarray(new, old.dtype)  # noqa: E731
+            return node._replace(
+                count=jnp.asarray(count, node.count.dtype), mu=jax.tree.map(cast, mu, node.mu),
+                nu=jax.tree.map(cast, nu, node.nu),
+            )  # fmt: skip
+        if isinstance(node, optax.ScaleByScheduleState):
+            return node._replace(count=jnp.asarray(count, node.count.dtype))
+        if isinstance(node, tuple) and hasattr(node, "_fields"):
+            return type(node)(*(replace(x) for x in node))
+        if isinstance(node, tuple | list):
+            return type(node)(replace(x) for x in node)
+        return node
+
+    new = replace(opt_state)
+    is_adam = lambda x: isinstance(x, optax.ScaleByAdamState)  # noqa: E731
+    if not any(is_adam(x) for x in jax.tree.leaves(new, is_leaf=is_adam)):
+        raise ValueError("the optimizer state has no Adam state (optax.ScaleByAdamState) to fill")
+    return new

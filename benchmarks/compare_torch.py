@@ -38,7 +38,9 @@ def torch_model_like(model_cfg, params, batch_stats, n_symbols: int, n_mels: int
 
     from taco_jax.convert import flax_to_torch
 
-    fields = {f.name for f in dataclasses.fields(TorchTacotron2Config)}
+    # The NVIDIA architecture's dims only (the Tacotron2-New options share some names but not their types).
+    t2n_options = ("mmi", "gst", "tpse", "ddc")
+    fields = {f.name for f in dataclasses.fields(TorchTacotron2Config) if not f.name.startswith(t2n_options)}
     dims = {k: v for k, v in dataclasses.asdict(model_cfg).items() if k in fields and k != "n_symbols"}
     model = Tacotron2(TorchTacotron2Config(n_symbols=n_symbols, n_mels=n_mels, **dims))
     state_dict = flax_to_torch(params, batch_stats, "nvidia")

@@ -172,6 +172,7 @@ def test_text_that_is_only_eos_is_empty(tmp_path):
 
 def test_bad_items_skipped_counted_and_logged(tmp_path, corpus, caplog):
     cfg = make_cfg(tmp_path, skip=True)
+    cfg.model.n_speakers = 2  # line 6 names speaker 1
     with caplog.at_level(logging.WARNING, logger="taco_jax.data"):
         items, report = prepare(tmp_path, cfg, corpus)
     assert [it.source for it in items] == [f"{corpus}:1", f"{corpus}:6"]

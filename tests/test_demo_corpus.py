@@ -147,11 +147,11 @@ def test_interrupted_build_leaves_nothing(tmp_path, monkeypatch):
     real = dc._render
     calls = []
 
-    def flaky(sentence, cfg):
+    def flaky(sentence, cfg, voice):
         calls.append(sentence)
         if len(calls) == 5:
             raise KeyboardInterrupt  # e.g. Ctrl-C halfway through
-        return real(sentence, cfg)
+        return real(sentence, cfg, voice)
 
     monkeypatch.setattr(dc, "_render", flaky)
     with pytest.raises(KeyboardInterrupt):

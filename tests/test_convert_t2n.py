@@ -22,6 +22,7 @@ from test_convert_torch import (  # noqa: E402
     N_SYMBOLS,
     PARITY_TOL,
     TINY,
+    _load_cli,
     equal_length_batch,
     numpy_state_dict,
     output_errors,
@@ -184,3 +185,30 @@ def test_unmapped_t2n_keys_are_listed():
     mixed = sd | {"tpse_gst.linear.bias": np.zeros(16, np.float32)}
     with pytest.raises(ConversionError, match="mixes T2N HEAD and legacy"):
         detect_layout(mixed)
+
+
+def test_cli_converts_a_t2n_head_checkpoint_for_synthesis(tmp_path):
+    """A 60-symbol T2N HEAD file becomes a taco_jax checkpoint with T2N's symbol table and front end; the
+    synthesizer reads transliterated Russian with stress marks."""
+    from taco_jax.checkpoint import restore_model
+    from taco_jax.synthesize import load_synthesizer
+    from taco_jax.text import text_to_sequence
+
+    torch.manual_seed(0)
+    ref = TorchTacotron2(TorchTacotron2Config(n_symbols=60, n_frames_per_step=1, **TINY, **LAYOUT_OPTIONS["t2n"]))
+    pt = tmp_path / "best_model.pt"
+    torch.save({"model_state_dict": ref.state_dict(), "global_step": 5, "hparams": {"use_gst": True}}, pt)
+    out = tmp_path / "t2n"
+    assert _load_cli().main([str(pt), str(out)]) == 0
+    cfg, _, _ = restore_model(out)
+    assert cfg.text.symbols == "t2n_translit_v1" and cfg.model.gst == "add" and cfg.model.mmi
+    synth = load_synthesizer(str(out), ["model.max_decoder_steps=20", "model.gate_threshold=2.0"])
+    # T2N's own example (its inference notebook): S=22, n, +=50, o, ch, '=3, ...
+    ids, dropped = text_to_sequence("Н+очь, +улица", synth.table, cfg.text.cleaners)
+    assert not dropped and list(ids[:7]) == [22, 37, 50, 38, 26, 31, 3] and ids[-1] == 23
+    (result,) = synth(["Прив+ет, мир"])
+    assert result.frames == 20 and np.isfinite(result.mel).all()
+
+    ref_small = TorchTacotron2(TorchTacotron2Config(n_symbols=41, **TINY, **LAYOUT_OPTIONS["t2n-legacy"]))
+    torch.save({"state_dict": ref_small.state_dict()}, tmp_path / "legacy.pt")
+    assert _load_cli().main([str(tmp_path / "legacy.pt"), str(tmp_path / "legacy")]) == 2  # no 41-symbol table

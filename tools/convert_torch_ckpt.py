@@ -37,6 +37,7 @@ from taco_jax.convert import LAYOUTS, T2N_LAYOUTS, flax_to_torch, torch_to_flax 
 
 NVIDIA_CONFIG = REPO / "configs" / "nvidia_ljspeech.yaml"
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
+T2N_SYMBOLS, T2N_SYMBOLS_LEN = "t2n_translit_v1", 60
 OPTIMIZER_KEYS = ("optimizer", "optimizer_state_dict")  # NVIDIA's train.py / T2N's trainer
 
 
@@ -122,13 +123,16 @@ def build_config(report: Mapping[str, Any]):
     """configs/nvidia_ljspeech.yaml with the model dims (and n_mels) of the converted checkpoint."""
     from taco_jax.config import from_yaml_string, load_config, to_yaml
 
+    cfg = load_config(str(NVIDIA_CONFIG))  # T2N kept NVIDIA's audio front end
     if report["layout"] in T2N_LAYOUTS:
-        raise CLIError(
-            f"{report['layout']} checkpoint: a taco_jax checkpoint needs the text front-end it was trained with, "
-            "and taco_jax has no Tacotron2-New (Russian) symbol table or cleaners yet. Convert the weights from "
-            "Python with taco_jax.convert.torch_to_flax (the report's 'config' holds the ModelConfig overrides)."
-        )
-    cfg = load_config(str(NVIDIA_CONFIG))
+        n_symbols = report["config"]["n_symbols"]
+        if n_symbols != T2N_SYMBOLS_LEN:
+            raise CLIError(
+                f"{report['layout']} checkpoint with {n_symbols} symbols: taco_jax has T2N HEAD's "
+                f"{T2N_SYMBOLS_LEN}-symbol table only (creotiv's and the first T2N commit's tables differ). Convert "
+                "the weights from Python with taco_jax.convert.torch_to_flax (report['config'] holds the model)."
+            )
+        cfg.text.symbols, cfg.text.cleaners, cfg.text.add_eos = T2N_SYMBOLS, ["t2n_transliteration_cleaners"], False
     for key, value in report["config"].items():
         if key != "n_symbols":
             setattr(cfg.model, key, value)
@@ -163,7 +167,7 @@ def torch_to_taco_jax(
     if n_symbols != len(table):
         raise CLIError(
             f"{in_path}: embedding.weight has {n_symbols} rows but the symbol table {table.name!r} "
-            f"has {len(table)}; this checkpoint was not trained with NVIDIA's English symbols"
+            f"has {len(table)}; this checkpoint was not trained with that table"
         )
     model = build_model(cfg.model, len(table), cfg.audio.n_mels)
     r = cfg.model.n_frames_per_step

@@ -77,7 +77,23 @@ def english_cleaners(text: str) -> str:
     return collapse_whitespace(text)
 
 
+def t2n_transliteration_cleaners(text: str) -> str:
+    """Tacotron2-New's original front end (before its stress dictionary, which is not available here):
+    lowercase, transliterate to ASCII, collapse whitespace, end on . ! or ?, wrap in its S...E markers.
+    Stress marks typed by the user ('+' before the stressed vowel) are kept.
+
+    "Н+очь, +улица, фон+арь, апт+ека." -> "Sn+och', +ulitsa, fon+ar', apt+eka.E"
+    """
+    text = collapse_whitespace(convert_to_ascii(text.lower()))
+    if text.endswith(","):
+        text = text[:-1] + "."
+    if not text.endswith((".", "!", "?")):
+        text += "."
+    return f"S{text}E"
+
+
 CLEANERS: dict[str, Callable[[str], str]] = {
+    "t2n_transliteration_cleaners": t2n_transliteration_cleaners,
     "basic_cleaners": basic_cleaners,
     "transliteration_cleaners": transliteration_cleaners,
     "english_cleaners": english_cleaners,

@@ -125,12 +125,22 @@ def _nvidia_symbols() -> tuple[str, ...]:
     return (_PAD, _SPECIAL, *_PUNCTUATION, *_LETTERS, *(ARPABET_PREFIX + s for s in ARPABET))
 
 
+def _t2n_symbols() -> tuple[str, ...]:
+    # Tacotron2-New's text/symbols.py: its list has '$' twice, so id 52 is never produced (its dict maps '$'
+    # to 56); a placeholder keeps every later id in place. 'S' / 'E' open and close every text.
+    tail = ("+", "^", "<t2n-unused-52>", "#", "@", "*", "$", "%", "<", ">")
+    return (_PAD, _SPECIAL, *_PUNCTUATION, *"0123456789", "S", "E", *string.ascii_lowercase, *tail)
+
+
 _TABLES: dict[str, SymbolTable] = {
     t.name: t
     for t in (
         SymbolTable("nvidia_english_v1", 1, _nvidia_symbols()),
         # Same ids as nvidia_english_v1 (so its embeddings transfer) plus one end-of-sentence symbol.
         SymbolTable("english_eos_v1", 1, (*_nvidia_symbols(), "~"), eos="~"),
+        # Tacotron2-New HEAD's 60 symbols (transliterated Russian, '+' marks stress), with its cleaner
+        # `t2n_transliteration_cleaners`; for converted T2N checkpoints.
+        SymbolTable("t2n_translit_v1", 1, _t2n_symbols()),
     )
 }
 

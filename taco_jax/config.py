@@ -119,6 +119,9 @@ class ModelConfig:
     # Train with the decoder's hand-written backward pass (model/decoder_vjp.py): same gradients as autodiff
     # of the scan, less memory traffic per step. False: plain autodiff.
     decoder_custom_vjp: bool = True
+    # Decoder steps per iteration of the training scans (lax.scan's unroll): fewer loop iterations, a larger
+    # program. Same values; benchmarks/train_step.py --set model.decoder_scan_unroll=K measures it.
+    decoder_scan_unroll: int = 1
     # Training only: each valid teacher-forced input frame is replaced, with this probability, by the training
     # set's mean log-mel (computed at data preparation, stored in the checkpoint meta); targets stay intact.
     frame_dropout: float = 0.0
@@ -368,6 +371,8 @@ def _validate(cfg: Config, source: str) -> None:
             f"{source}: config key 'model.gst_token_embedding_size' = {m.gst_token_embedding_size} is not a multiple "
             f"of model.gst_num_heads = {m.gst_num_heads}"
         )
+    if m.decoder_scan_unroll < 1:
+        raise ConfigError(f"{source}: config key 'model.decoder_scan_unroll' must be >= 1")
     if not 0.0 <= m.frame_dropout < 1.0:
         raise ConfigError(f"{source}: config key 'model.frame_dropout' = {m.frame_dropout}; expected 0 <= p < 1")
     if m.ddc and (m.ddc_reduction_factor <= m.n_frames_per_step or m.ddc_reduction_factor % m.n_frames_per_step):

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from conftest import random_batch, tiny_model_config
 
 from taco_jax.model import build_model
@@ -13,9 +14,11 @@ TOL = 1e-5  # max abs difference relative to the gradient leaf's max abs value
 
 
 def model_pair(**changes):
-    """The same tiny model with the custom VJP on and off, and one set of variables for both."""
+    """The same tiny model with the custom VJP (and `changes`) and as the straightforward implementation
+    (plain autodiff of lax.scan, no unrolling), and one set of variables for both."""
     on = build_model(tiny_model_config(decoder_custom_vjp=True, **changes), N_SYMBOLS)
-    off = build_model(tiny_model_config(decoder_custom_vjp=False, **changes), N_SYMBOLS)
+    plain = {**changes, "decoder_scan_unroll": 1}
+    off = build_model(tiny_model_config(decoder_custom_vjp=False, **plain), N_SYMBOLS)
     variables = init_variables(on, jax.random.PRNGKey(0), 80, on.cfg.n_frames_per_step)
     return on, off, variables
 
@@ -39,9 +42,11 @@ def make_objective(model, batch):
     return objective
 
 
-def test_custom_vjp_gradients_equal_autodiff():
+@pytest.mark.parametrize("unroll", [1, 3])
+def test_custom_vjp_gradients_equal_autodiff(unroll):
     # r = 2 with lengths that are not multiples of it: padded steps and a partial last step are included.
-    on, off, variables = model_pair(n_frames_per_step=2)
+    # Unrolled 3 steps per iteration, 10 decoder steps leave a remainder iteration.
+    on, off, variables = model_pair(n_frames_per_step=2, decoder_scan_unroll=unroll)
     batch = jax.tree.map(jnp.asarray, random_batch(0, [9, 6, 4], [20, 15, 11], N_SYMBOLS))
     args = (variables["params"], variables["batch_stats"])
     (value_on, out_on), grads_on = jax.value_and_grad(make_objective(on, batch), has_aux=True)(*args)

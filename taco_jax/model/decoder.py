@@ -165,6 +165,7 @@ class Decoder(nn.Module):
     memory_dim: int = 512
     mask_value: float = -1e4
     custom_vjp: bool = True  # training uses decoder_vjp's hand-written backward pass (same values)
+    scan_unroll: int = 1  # decoder steps per iteration of the training scans (lax.scan's unroll)
     mmi_dim: int = 0  # > 0: the MMI head (projection to mmi_dim, mel layer, gate from the projection)
     mmi_dropout: float = 0.5
 
@@ -286,7 +287,9 @@ class Decoder(nn.Module):
                 return state, (features, state.weights)
 
             init = self._initial_state(memory)
-            _, (features, weights) = jax.lax.scan(body, init, (prenet_proj, keep_att, keep_dec))
+            _, (features, weights) = jax.lax.scan(
+                body, init, (prenet_proj, keep_att, keep_dec), unroll=self.scan_unroll
+            )
         head_key = self.make_rng("dropout") if train and self.mmi_dim else None
         mel_out, gate, mmi_features = self._project(p, jnp.swapaxes(features, 0, 1), head_key)
         return mel_out.reshape(b, t, c), gate, jnp.swapaxes(weights, 0, 1), mmi_features
@@ -300,7 +303,9 @@ class Decoder(nn.Module):
         )  # fmt: skip
         dec = p["decoder_rnn"]
         w = RecurrentWeights(p["attention_rnn"]["w_hh"], inputs.w_context, inputs.w_dec_att, dec["w_hh"], dec["bias"])
-        return decode_teacher_forced(self.mask_value, prenet_proj, attn, w, keep_att, keep_dec, inputs.text_mask)
+        return decode_teacher_forced(
+            self.mask_value, self.scan_unroll, prenet_proj, attn, w, keep_att, keep_dec, inputs.text_mask
+        )
 
     def infer(
         self, memory: jax.Array, text_mask: jax.Array, max_steps: int, gate_threshold: float, prenet_dropout: bool

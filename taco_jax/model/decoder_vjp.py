@@ -73,7 +73,9 @@ def _attention(attn: AttentionParams, text_mask, mask_value, z_att, att_c, weigh
     )
 
 
-def _forward(mask_value, prenet_proj, attn: AttentionParams, w: RecurrentWeights, keep_att, keep_dec, text_mask):
+def _forward(
+    mask_value, unroll, prenet_proj, attn: AttentionParams, w: RecurrentWeights, keep_att, keep_dec, text_mask
+):
     """The recurrence; returns ((features [T, B, Hd + M], weights [T, B, N]), residuals)."""
     _, b, four_ha = prenet_proj.shape
     n = attn.memory.shape[1]
@@ -95,13 +97,14 @@ def _forward(mask_value, prenet_proj, attn: AttentionParams, w: RecurrentWeights
         carry = (att_h, att_c, dec_h, dec_c, weights, weights_cum, context_att)
         return carry, _Residuals(z_att, z_dec, att_h, att_c, dec_h, dec_c, weights, weights_cum, context)
 
-    _, res = jax.lax.scan(body, init, (prenet_proj, keep_att, keep_dec))
+    _, res = jax.lax.scan(body, init, (prenet_proj, keep_att, keep_dec), unroll=unroll)
     return (jnp.concatenate([res.dec_h, res.context], -1), res.weights), res
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0,))
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
 def decode_teacher_forced(
     mask_value: float,
+    unroll: int,
     prenet_proj: jax.Array,
     attn: AttentionParams,
     w: RecurrentWeights,
@@ -116,11 +119,11 @@ def decode_teacher_forced(
     text_mask [B, N] bool. Returns (features [T, B, Hd + M] = dec_h || context, attention weights [T, B, N]),
     equal to `lax.scan` over `decoder.decoder_step`. No gradient flows to the masks.
     """
-    return _forward(mask_value, prenet_proj, attn, w, keep_att, keep_dec, text_mask)[0]
+    return _forward(mask_value, unroll, prenet_proj, attn, w, keep_att, keep_dec, text_mask)[0]
 
 
-def _fwd(mask_value, prenet_proj, attn, w, keep_att, keep_dec, text_mask):
-    out, res = _forward(mask_value, prenet_proj, attn, w, keep_att, keep_dec, text_mask)
+def _fwd(mask_value, unroll, prenet_proj, attn, w, keep_att, keep_dec, text_mask):
+    out, res = _forward(mask_value, unroll, prenet_proj, attn, w, keep_att, keep_dec, text_mask)
     return out, (res, attn, w, keep_att, keep_dec, text_mask)
 
 
@@ -134,7 +137,7 @@ def _matmul_rows(x: jax.Array, g: jax.Array) -> jax.Array:
     return x.reshape(-1, x.shape[-1]).T @ g.reshape(-1, g.shape[-1])
 
 
-def _bwd(mask_value, saved, cotangents):
+def _bwd(mask_value, unroll, saved, cotangents):
     res, attn, w, keep_att, keep_dec, text_mask = saved
     g_features, g_weights_out = cotangents
     hd = w.dec_hh.shape[0]
@@ -175,7 +178,7 @@ def _bwd(mask_value, saved, cotangents):
         zeros(res.weights_cum[0]), jnp.zeros(res.z_att.shape[1:], res.z_att.dtype), jax.tree.map(zeros, attn),
     )  # fmt: skip
     xs = (res.z_att, res.z_dec, *prev, keep_att, keep_dec, g_dec_h_out, g_context_out, g_weights_out)
-    carry, (g_z_att, g_z_dec, g_context_proj) = jax.lax.scan(body, init, xs, reverse=True)
+    carry, (g_z_att, g_z_dec, g_context_proj) = jax.lax.scan(body, init, xs, reverse=True, unroll=unroll)
     g_attn = carry[-1]
     g_w = RecurrentWeights(
         att_hh=_matmul_rows(_shift(res.att_h), g_z_att),

@@ -23,11 +23,12 @@ from test_convert_torch import (  # noqa: E402
     PARITY_TOL,
     TINY,
     _load_cli,
-    equal_length_batch,
+    assert_same_variables,
     numpy_state_dict,
     output_errors,
     rel_err,
     taco_jax_model,
+    teacher_forced_outputs,
 )
 from torch_reference import Tacotron2 as TorchTacotron2  # noqa: E402
 from torch_reference import TorchTacotron2Config  # noqa: E402
@@ -100,13 +101,7 @@ def test_parity_with_pytorch_reference(layout, r):
     model = taco_jax_model(report)
     variables = {"params": params, "batch_stats": batch_stats}
 
-    text, text_len, mel, mel_len = equal_length_batch(r)
-    with torch.no_grad():
-        t_out = ref(torch.from_numpy(text), torch.from_numpy(text_len), torch.from_numpy(mel).transpose(1, 2),
-                    torch.from_numpy(mel_len))  # fmt: skip
-    j_out = jax.jit(lambda v, *a: model.apply(v, *a, train=False))(
-        variables, text.astype(np.int32), text_len.astype(np.int32), mel, mel_len.astype(np.int32)
-    )
+    j_out, t_out, (text, text_len, mel, _) = teacher_forced_outputs(ref, model, variables, r)
     errs = output_errors(j_out, t_out) | _torch_style_errors(j_out, ref)
     print(f"teacher-forced parity {layout}: {errs}")
     assert max(errs.values()) < PARITY_TOL, errs
@@ -156,11 +151,7 @@ def test_jax_torch_jax_round_trip_is_exact(layout):
     assert report["layout"] == layout.removesuffix("-ddc")
     if layout == "t2n-ddc":
         assert report["config"]["ddc"] and report["config"]["ddc_reduction_factor"] == 4
-    want = jax.tree_util.tree_flatten_with_path(variables)
-    got = jax.tree_util.tree_flatten_with_path({"params": params, "batch_stats": batch_stats})
-    assert [p for p, _ in want[0]] == [p for p, _ in got[0]]
-    for (path, a), (_, b) in zip(want[0], got[0], strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=jax.tree_util.keystr(path))
+    assert_same_variables(variables, {"params": params, "batch_stats": batch_stats})
 
 
 def test_export_refuses_a_layout_without_the_models_options():

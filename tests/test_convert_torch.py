@@ -93,6 +93,28 @@ def equal_length_batch(r: int, batch: int = 2, n: int = 9, frames: int = 12, see
     return text, np.full(batch, n, np.int64), mel, np.full(batch, frames * r, np.int64)
 
 
+def teacher_forced_outputs(ref, model, variables, r: int):
+    """The reference's and taco_jax's teacher-forced outputs on `equal_length_batch(r)` (eval mode), and the batch."""
+    text, text_len, mel, mel_len = batch = equal_length_batch(r)
+    with torch.no_grad():
+        t_out = ref(torch.from_numpy(text), torch.from_numpy(text_len), torch.from_numpy(mel).transpose(1, 2),
+                    torch.from_numpy(mel_len))  # fmt: skip
+    j_out = jax.jit(lambda v, *a: model.apply(v, *a, train=False))(
+        variables, text.astype(np.int32), text_len.astype(np.int32), mel, mel_len.astype(np.int32)
+    )
+    return j_out, t_out, batch
+
+
+def assert_same_variables(want: dict, got: dict) -> None:
+    """Same tree paths, dtypes and values, exactly."""
+    want_flat = jax.tree_util.tree_flatten_with_path(want)[0]
+    got_flat = jax.tree_util.tree_flatten_with_path(got)[0]
+    assert [p for p, _ in want_flat] == [p for p, _ in got_flat]
+    for (path, a), (_, b) in zip(want_flat, got_flat, strict=True):
+        assert np.asarray(a).dtype == np.asarray(b).dtype, path
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=jax.tree_util.keystr(path))
+
+
 @pytest.mark.parametrize("r", [1, 2])
 def test_parity_with_pytorch_reference(r):
     """Teacher-forced and 50-step free-running outputs of the converted model match the PyTorch reference."""
@@ -102,13 +124,7 @@ def test_parity_with_pytorch_reference(r):
     model = taco_jax_model(report)
     variables = {"params": params, "batch_stats": batch_stats}
 
-    text, text_len, mel, mel_len = equal_length_batch(r)
-    with torch.no_grad():
-        t_out = ref(torch.from_numpy(text), torch.from_numpy(text_len), torch.from_numpy(mel).transpose(1, 2),
-                    torch.from_numpy(mel_len))  # fmt: skip
-    j_out = jax.jit(lambda v, *a: model.apply(v, *a, train=False))(
-        variables, text.astype(np.int32), text_len.astype(np.int32), mel, mel_len.astype(np.int32)
-    )
+    j_out, t_out, (text, text_len, _, _) = teacher_forced_outputs(ref, model, variables, r)
     errs = output_errors(j_out, t_out)
     print(f"teacher-forced parity r={r}: {errs}")
     assert max(errs.values()) < PARITY_TOL, errs
@@ -152,14 +168,10 @@ def test_jax_torch_jax_round_trip_is_exact(layout):
     reloaded = {prefix + k: v for k, v in numpy_state_dict(ref).items()}
     params, batch_stats, report = torch_to_flax(reloaded, "auto")
     assert report["layout"] == layout
-    want = jax.tree_util.tree_flatten_with_path(
-        {"params": variables["params"], "batch_stats": variables["batch_stats"]}
+    assert_same_variables(
+        {"params": variables["params"], "batch_stats": variables["batch_stats"]},
+        {"params": params, "batch_stats": batch_stats},
     )
-    got = jax.tree_util.tree_flatten_with_path({"params": params, "batch_stats": batch_stats})
-    assert [p for p, _ in want[0]] == [p for p, _ in got[0]]
-    for (path, a), (_, b) in zip(want[0], got[0], strict=True):
-        assert np.asarray(a).dtype == np.asarray(b).dtype, path
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=jax.tree_util.keystr(path))
 
 
 def test_dle_layout_detected_and_converted():

@@ -274,7 +274,7 @@ def _t2n_options(sd: Mapping[str, Any], layout: str, prefix: str, enc: int) -> d
     return out
 
 
-def _t2n_options_from_params(params: Mapping[str, Any], enc: int) -> dict[str, Any]:
+def _t2n_options_from_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """The Tacotron2-New ModelConfig fields of a taco_jax params tree (KeyError if malformed)."""
     dec = params["decoder"]
     out: dict[str, Any] = {"mmi": "mel_layer_0" in dec}
@@ -336,7 +336,7 @@ def _config_from_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], int]
             "postnet_kernel_size": post_k,
             "postnet_n_convolutions": sum(1 for k in post if k.startswith("conv_")),
         }
-        cfg = {k: int(v) for k, v in cfg.items()} | _t2n_options_from_params(params, int(enc_dim))
+        cfg = {k: int(v) for k, v in cfg.items()} | _t2n_options_from_params(params)
     except (KeyError, TypeError, ValueError) as e:
         raise ConversionError(f"params tree is not a taco_jax Tacotron 2 (missing or malformed {e})") from None
     return {k: int(v) if isinstance(v, np.integer) else v for k, v in cfg.items()}, int(n_mels)

@@ -8,8 +8,9 @@ the reduction factor), so lengths vary as in a real bucket. The step is the trai
 `train_step` (optimizer chain and controllers from the config, state donated). Prints one JSON line:
 backend, device kind and count, compile seconds, median and min step seconds after warm-up, mel frames per
 second (valid frames / median step), the estimated achieved TFLOP/s (`train_step_flops`: executed work on
-the padded shapes, backward = 2x forward), and peak memory (the device allocator's peak where the backend
-reports one, else the process's peak resident set).
+the padded shapes, backward = 2x forward), peak memory (the device allocator's peak where the backend
+reports one, else the process's peak resident set) and XLA's temporary-buffer size for the compiled step
+(`xla_temp_bytes`: what rematerialisation, `--set model.decoder_remat=true`, lowers).
 """
 
 from __future__ import annotations
@@ -75,6 +76,20 @@ def peak_memory() -> tuple[int, str]:
     if "peak_bytes_in_use" in stats:
         return int(stats["peak_bytes_in_use"]), "device_peak_bytes_in_use"
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "process_peak_rss"
+
+
+def compiled_memory(step) -> dict[str, int]:
+    """XLA's buffer assignment for the compiled step: the temporaries the step needs on top of its arguments
+    and outputs (activations kept for the backward pass live here), exact and backend-independent where the
+    backend reports it (CPU and GPU do); empty where it does not."""
+    stats = step.memory_analysis()
+    if stats is None:
+        return {}
+    return {
+        "xla_temp_bytes": int(stats.temp_size_in_bytes),
+        "xla_argument_bytes": int(stats.argument_size_in_bytes),
+        "xla_output_bytes": int(stats.output_size_in_bytes),
+    }
 
 
 class CompiledStep(NamedTuple):
@@ -157,6 +172,7 @@ def measure(args) -> dict:
         "est_achieved_tflops": round(flops / median / 1e12, 4),
         "peak_memory_bytes": memory,
         "peak_memory_source": memory_source,
+        **compiled_memory(compiled.step),
     }
 
 

@@ -122,6 +122,11 @@ class ModelConfig:
     # Decoder steps per iteration of the training scans (lax.scan's unroll): fewer loop iterations, a larger
     # program. Same values; benchmarks/train_step.py --set model.decoder_scan_unroll=K measures it.
     decoder_scan_unroll: int = 1
+    # Rematerialise the decoder step in the plain-autodiff training scan (jax.checkpoint): the scan keeps only
+    # each step's carry and recomputes the step's internals (attention energies, LSTM gates) in the backward
+    # pass; less memory, one more forward pass of the recurrence. Needs decoder_custom_vjp: false (the custom
+    # VJP already recomputes the attention from its residuals).
+    decoder_remat: bool = False
     # Training only: each valid teacher-forced input frame is replaced, with this probability, by the training
     # set's mean log-mel (computed at data preparation, stored in the checkpoint meta); targets stay intact.
     frame_dropout: float = 0.0
@@ -370,6 +375,11 @@ def _validate(cfg: Config, source: str) -> None:
         raise ConfigError(
             f"{source}: config key 'model.gst_token_embedding_size' = {m.gst_token_embedding_size} is not a multiple "
             f"of model.gst_num_heads = {m.gst_num_heads}"
+        )
+    if m.decoder_remat and m.decoder_custom_vjp:
+        raise ConfigError(
+            f"{source}: config key 'model.decoder_remat' applies to the plain-autodiff decoder: set "
+            "'model.decoder_custom_vjp' to false with it"
         )
     if m.decoder_scan_unroll < 1:
         raise ConfigError(f"{source}: config key 'model.decoder_scan_unroll' must be >= 1")

@@ -141,17 +141,24 @@ def gradient_adaptive_factor(grads_main, grads_aux, max_factor: float) -> jax.Ar
 
 
 def alignment_consistency_loss(
-    fine: jax.Array, coarse: jax.Array, dec_len: jax.Array, r_fine: int, r_coarse: int
+    fine: jax.Array,
+    coarse: jax.Array,
+    text_len: jax.Array,
+    dec_len: jax.Array,
+    r_fine: int,
+    r_coarse: int,
 ) -> jax.Array:
-    """DDC's consistency term: L1 distance between the fine decoder's alignment and the coarse decoder's.
+    """DDC's consistency term: mean absolute difference between the fine and the coarse decoder's alignment.
 
     fine [B, S_f, N] (r_fine frames per step), coarse [B, S_c, N] (r_coarse frames per step, a multiple of
-    r_fine); each fine step is compared with the coarse step that covers its first frame. Returns the mean
-    over the fine decoder's valid steps (dec_len [B]) of sum_n |fine - coarse|, in [0, 2].
+    r_fine); each fine step is compared with the coarse step that covers its first frame (Coqui's nearest
+    upsampling). Like Coqui's `l1_loss(alignments, alignments_backwards)` it is a mean per alignment element,
+    so its scale does not grow with the text length, but over valid elements only (text_len [B] tokens x
+    dec_len [B] fine steps), so padding neither dilutes nor counts.
     """
     steps = fine.shape[1]
     cover = (jnp.arange(steps) * r_fine) // r_coarse
     upsampled = jnp.take(coarse, jnp.minimum(cover, coarse.shape[1] - 1), axis=1)
-    valid = sequence_mask(dec_len, steps)
-    per_step = jnp.sum(jnp.abs(fine - upsampled), axis=-1)
-    return jnp.sum(jnp.where(valid, per_step, 0.0)) / jnp.maximum(jnp.sum(valid), 1)
+    valid = sequence_mask(dec_len, steps)[:, :, None] & sequence_mask(text_len, fine.shape[2])[:, None, :]
+    total = jnp.sum(jnp.where(valid, jnp.abs(fine - upsampled), 0.0))
+    return total / jnp.maximum(jnp.sum(valid), 1)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import random_batch, tiny_model_config
 
+from taco_jax.config import ConfigError, load_config
 from taco_jax.model import build_model
 from taco_jax.train.state import init_variables
 
@@ -42,15 +43,12 @@ def make_objective(model, batch):
     return objective
 
 
-@pytest.mark.parametrize("unroll", [1, 3])
-def test_custom_vjp_gradients_equal_autodiff(unroll):
-    # r = 2 with lengths that are not multiples of it: padded steps and a partial last step are included.
-    # Unrolled 3 steps per iteration, 10 decoder steps leave a remainder iteration.
-    on, off, variables = model_pair(n_frames_per_step=2, decoder_scan_unroll=unroll)
-    batch = jax.tree.map(jnp.asarray, random_batch(0, [9, 6, 4], [20, 15, 11], N_SYMBOLS))
+def assert_same_gradients(model, plain, variables, batch):
+    """`model` and the straightforward `plain` give the same forward values and gradients (TOL); returns the
+    objective's jaxprs of both (to check which program was differentiated)."""
     args = (variables["params"], variables["batch_stats"])
-    (value_on, out_on), grads_on = jax.value_and_grad(make_objective(on, batch), has_aux=True)(*args)
-    (value_off, out_off), grads_off = jax.value_and_grad(make_objective(off, batch), has_aux=True)(*args)
+    (value_on, out_on), grads_on = jax.value_and_grad(make_objective(model, batch), has_aux=True)(*args)
+    (value_off, out_off), grads_off = jax.value_and_grad(make_objective(plain, batch), has_aux=True)(*args)
     # Same forward computation.
     for a, b in zip(jax.tree.leaves(out_on), jax.tree.leaves(out_off), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
@@ -70,10 +68,28 @@ def test_custom_vjp_gradients_equal_autodiff(unroll):
         assert err <= TOL, f"{jax.tree_util.keystr(path)}: relative gradient error {err:.2e}"
     for name in ("attention_rnn", "decoder_rnn"):
         assert np.max(np.abs(grads_off["decoder"][name]["w_hh"])) > 0  # the comparison is not vacuous
+    return tuple(str(jax.make_jaxpr(make_objective(m, batch))(*args)) for m in (model, plain))
+
+
+@pytest.mark.parametrize("unroll", [1, 3])
+def test_custom_vjp_gradients_equal_autodiff(unroll):
+    # r = 2 with lengths that are not multiples of it: padded steps and a partial last step are included.
+    # Unrolled 3 steps per iteration, 10 decoder steps leave a remainder iteration.
+    on, off, variables = model_pair(n_frames_per_step=2, decoder_scan_unroll=unroll)
+    batch = jax.tree.map(jnp.asarray, random_batch(0, [9, 6, 4], [20, 15, 11], N_SYMBOLS))
+    jaxpr_on, jaxpr_off = assert_same_gradients(on, off, variables, batch)
     # The custom rule really is in the program that was differentiated (two different programs compared).
-    jaxpr_on = str(jax.make_jaxpr(make_objective(on, batch))(*args))
-    assert "custom_vjp_call" in jaxpr_on
-    assert "custom_vjp_call" not in str(jax.make_jaxpr(make_objective(off, batch))(*args))
+    assert "custom_vjp_call" in jaxpr_on and "custom_vjp_call" not in jaxpr_off
+
+
+def test_rematerialised_decoder_gradients_equal_autodiff():
+    _, plain, variables = model_pair(n_frames_per_step=2)
+    remat = build_model(tiny_model_config(decoder_custom_vjp=False, decoder_remat=True, n_frames_per_step=2), N_SYMBOLS)
+    batch = jax.tree.map(jnp.asarray, random_batch(0, [9, 6, 4], [20, 15, 11], N_SYMBOLS))
+    jaxpr_remat, jaxpr_plain = assert_same_gradients(remat, plain, variables, batch)
+    assert "remat" in jaxpr_remat and "remat" not in jaxpr_plain  # jax.checkpoint's primitive
+    with pytest.raises(ConfigError, match="decoder_remat"):
+        load_config(None, ["model.decoder_remat=true"])  # the custom VJP (default) has its own residuals
 
 
 def test_custom_vjp_is_only_used_in_training():

@@ -166,6 +166,7 @@ class Decoder(nn.Module):
     mask_value: float = -1e4
     custom_vjp: bool = True  # training uses decoder_vjp's hand-written backward pass (same values)
     scan_unroll: int = 1  # decoder steps per iteration of the training scans (lax.scan's unroll)
+    remat: bool = False  # plain-autodiff training scan: recompute each step's internals in the backward pass
     mmi_dim: int = 0  # > 0: the MMI head (projection to mmi_dim, mel layer, gate from the projection)
     mmi_dropout: float = 0.5
 
@@ -286,6 +287,8 @@ class Decoder(nn.Module):
                 state, features = decoder_step(p, state, x, inputs, ka, kd)
                 return state, (features, state.weights)
 
+            if train and self.remat:
+                body = jax.checkpoint(body)
             init = self._initial_state(memory)
             _, (features, weights) = jax.lax.scan(
                 body, init, (prenet_proj, keep_att, keep_dec), unroll=self.scan_unroll

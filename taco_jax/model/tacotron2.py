@@ -111,7 +111,8 @@ class Tacotron2(nn.Module):
             location_filters=c.attention_location_n_filters, location_kernel=c.attention_location_kernel_size,
             attention_dropout=c.attention_dropout, decoder_rnn_dim=c.decoder_rnn_dim, decoder_dropout=c.decoder_dropout,
             memory_dim=memory_width(c), mask_value=c.mask_value, custom_vjp=c.decoder_custom_vjp,
-            scan_unroll=c.decoder_scan_unroll, mmi_dim=c.mmi_dim if c.mmi else 0, mmi_dropout=c.mmi_dropout,
+            scan_unroll=c.decoder_scan_unroll, remat=c.decoder_remat, mmi_dim=c.mmi_dim if c.mmi else 0,
+            mmi_dropout=c.mmi_dropout,
         )  # fmt: skip
 
     def _coarse_decode(self, memory, text_mask, mel, frame_mask, train) -> tuple[jax.Array, jax.Array]:

@@ -56,7 +56,7 @@ def tacotron2_loss(
         coarse_len = losses.decoder_lengths(batch.mel_len, r_coarse)
         terms["ddc_mel_loss"] = losses.masked_mel_loss(outputs.coarse_mel, batch.mel, batch.mel_len, lc.mel_loss)
         terms["ddc_align_loss"] = losses.alignment_consistency_loss(
-            outputs.alignments, outputs.coarse_alignments, dec_len, r, r_coarse
+            outputs.alignments, outputs.coarse_alignments, batch.text_len, dec_len, r, r_coarse
         )
         total = total + lc.ddc_weight * (terms["ddc_mel_loss"] + terms["ddc_align_loss"])
         if lc.guided_attention.enabled:

@@ -200,6 +200,27 @@ def test_cli_converts_a_t2n_head_checkpoint_for_synthesis(tmp_path):
     (result,) = synth(["Прив+ет, мир"])
     assert result.frames == 20 and np.isfinite(result.mel).all()
 
-    ref_small = TorchTacotron2(TorchTacotron2Config(n_symbols=41, **TINY, **LAYOUT_OPTIONS["t2n-legacy"]))
-    torch.save({"state_dict": ref_small.state_dict()}, tmp_path / "legacy.pt")
-    assert _load_cli().main([str(tmp_path / "legacy.pt"), str(tmp_path / "legacy")]) == 2  # no 41-symbol table
+
+def test_cli_converts_a_legacy_checkpoint_with_its_41_symbol_table(tmp_path):
+    """creotiv's legacy layout has 41 symbols: HEAD's without digits, '+' the only stress mark, so each letter's
+    id is 10 below HEAD's (shared/reference/upstream-model.md 2.2). Other symbol counts are refused."""
+    from taco_jax.checkpoint import restore_model
+    from taco_jax.synthesize import load_synthesizer
+    from taco_jax.text import text_to_sequence
+
+    torch.manual_seed(0)
+    ref = TorchTacotron2(TorchTacotron2Config(n_symbols=41, **TINY, **LAYOUT_OPTIONS["t2n-legacy"]))
+    torch.save({"state_dict": ref.state_dict()}, tmp_path / "legacy.pt")
+    assert _load_cli().main([str(tmp_path / "legacy.pt"), str(tmp_path / "legacy")]) == 0
+    cfg, _, _ = restore_model(tmp_path / "legacy")
+    assert cfg.text.symbols == "t2n_translit_legacy_v1" and cfg.model.gst == "concat" and cfg.model.tpse
+    synth = load_synthesizer(str(tmp_path / "legacy"), ["model.max_decoder_steps=20", "model.gate_threshold=2.0"])
+    # HEAD's ids of the same text (test above) less 10 for S, letters and '+'; punctuation keeps its id.
+    ids, dropped = text_to_sequence("Н+очь, +улица", synth.table, cfg.text.cleaners)
+    assert not dropped and list(ids[:7]) == [12, 27, 40, 28, 16, 21, 3] and ids[-1] == 13
+    (result,) = synth(["Прив+ет, мир"])
+    assert result.frames == 20 and np.isfinite(result.mel).all()
+
+    odd = TorchTacotron2(TorchTacotron2Config(n_symbols=50, **TINY, **LAYOUT_OPTIONS["t2n-legacy"]))
+    torch.save({"state_dict": odd.state_dict()}, tmp_path / "odd.pt")
+    assert _load_cli().main([str(tmp_path / "odd.pt"), str(tmp_path / "odd")]) == 2  # no 50-symbol table

@@ -37,7 +37,7 @@ from taco_jax.convert import LAYOUTS, T2N_LAYOUTS, flax_to_torch, torch_to_flax 
 
 NVIDIA_CONFIG = REPO / "configs" / "nvidia_ljspeech.yaml"
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
-T2N_SYMBOLS, T2N_SYMBOLS_LEN = "t2n_translit_v1", 60
+T2N_SYMBOL_TABLES = {60: "t2n_translit_v1", 41: "t2n_translit_legacy_v1"}  # by embedding rows: HEAD, legacy
 OPTIMIZER_KEYS = ("optimizer", "optimizer_state_dict")  # NVIDIA's train.py / T2N's trainer
 
 
@@ -126,13 +126,14 @@ def build_config(report: Mapping[str, Any]):
     cfg = load_config(str(NVIDIA_CONFIG))  # T2N kept NVIDIA's audio front end
     if report["layout"] in T2N_LAYOUTS:
         n_symbols = report["config"]["n_symbols"]
-        if n_symbols != T2N_SYMBOLS_LEN:
+        if n_symbols not in T2N_SYMBOL_TABLES:
             raise CLIError(
-                f"{report['layout']} checkpoint with {n_symbols} symbols: taco_jax has T2N HEAD's "
-                f"{T2N_SYMBOLS_LEN}-symbol table only (creotiv's and the first T2N commit's tables differ). Convert "
+                f"{report['layout']} checkpoint with {n_symbols} symbols: taco_jax has T2N's tables of "
+                f"{' and '.join(map(str, T2N_SYMBOL_TABLES))} symbols only (HEAD's and the legacy layout's). Convert "
                 "the weights from Python with taco_jax.convert.torch_to_flax (report['config'] holds the model)."
             )
-        cfg.text.symbols, cfg.text.cleaners, cfg.text.add_eos = T2N_SYMBOLS, ["t2n_transliteration_cleaners"], False
+        cfg.text.symbols, cfg.text.cleaners = T2N_SYMBOL_TABLES[n_symbols], ["t2n_transliteration_cleaners"]
+        cfg.text.add_eos = False
     for key, value in report["config"].items():
         if key != "n_symbols":
             setattr(cfg.model, key, value)

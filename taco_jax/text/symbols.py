@@ -132,6 +132,12 @@ def _t2n_symbols() -> tuple[str, ...]:
     return (_PAD, _SPECIAL, *_PUNCTUATION, *"0123456789", "S", "E", *string.ascii_lowercase, *tail)
 
 
+def _t2n_legacy_symbols() -> tuple[str, ...]:
+    # The legacy (creotiv) Tacotron2-New table: HEAD's without the digits and with '+' as the only stress mark,
+    # so every letter's id is 10 below HEAD's.
+    return (_PAD, _SPECIAL, *_PUNCTUATION, "S", "E", *string.ascii_lowercase, "+")
+
+
 _TABLES: dict[str, SymbolTable] = {
     t.name: t
     for t in (
@@ -141,6 +147,8 @@ _TABLES: dict[str, SymbolTable] = {
         # Tacotron2-New HEAD's 60 symbols (transliterated Russian, '+' marks stress), with its cleaner
         # `t2n_transliteration_cleaners`; for converted T2N checkpoints.
         SymbolTable("t2n_translit_v1", 1, _t2n_symbols()),
+        # The legacy (creotiv) layout's 41 symbols, same cleaner; for converted legacy checkpoints.
+        SymbolTable("t2n_translit_legacy_v1", 1, _t2n_legacy_symbols()),
     )
 }
 

@@ -146,6 +146,9 @@ def collect_all(out: Path, references: tuple[Path, ...] = ()) -> dict[str, dict[
     return results
 
 
+STEP_KEYS = ("steps_to_align", "steps_to_hold")
+
+
 def fmt_steps(steps: list[float], max_steps: int | None = None) -> str:
     """Steps for the table: '-' (or '>max_steps') where a run never aligned."""
     never = "-" if max_steps is None else f">{max_steps}"
@@ -162,8 +165,7 @@ def summarize(results: dict[str, dict[str, dict]], max_steps: int) -> str:
         if not runs:
             continue
         # A run that never aligns counts as "more than max_steps" in the median.
-        steps = [r["steps_to_align"] if r["steps_to_align"] is not None else float("inf") for r in runs.values()]
-        held = [r.get("steps_to_hold") if r.get("steps_to_hold") is not None else float("inf") for r in runs.values()]
+        steps, held = ([float("inf") if r[k] is None else r[k] for r in runs.values()] for k in STEP_KEYS)
         steps_by[setting] = med(steps)
         m, mh = steps_by[setting], med(held)
         rows.append(

@@ -11,10 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-
-def _mask(lengths: jax.Array, max_len: int) -> jax.Array:
-    """Bool `[B, max_len]`: position < lengths[b]."""
-    return jnp.arange(max_len)[None, :] < jnp.asarray(lengths)[:, None]
+from taco_jax.losses import sequence_mask
 
 
 def _batch_mean(per_item: jax.Array, present: jax.Array) -> jax.Array:
@@ -26,7 +23,7 @@ def _batch_mean(per_item: jax.Array, present: jax.Array) -> jax.Array:
 def _valid(alignments: jax.Array, text_len: jax.Array, dec_len: jax.Array):
     """(alignments with padding zeroed, frame mask `[B, T]`, token mask `[B, N]`, cell mask `[B, T, N]`)."""
     _, n_frames, n_tokens = alignments.shape
-    frames, tokens = _mask(dec_len, n_frames), _mask(text_len, n_tokens)
+    frames, tokens = sequence_mask(dec_len, n_frames), sequence_mask(text_len, n_tokens)
     cells = frames[:, :, None] & tokens[:, None, :]
     return jnp.where(cells, alignments, 0.0), frames, tokens, cells
 
@@ -92,7 +89,7 @@ def attention_coverage(
 
 def gate_accuracy(logits: jax.Array, target: jax.Array, mel_len: jax.Array) -> jax.Array:
     """Fraction of valid frames where (sigmoid(logit) > 0.5) == target; logits, target `[B, T]`."""
-    frames = _mask(mel_len, logits.shape[1])
+    frames = sequence_mask(mel_len, logits.shape[1])
     correct = ((logits > 0) == (target > 0.5)).astype(jnp.float32)  # sigmoid(x) > 0.5  <=>  x > 0
     return _frame_mean(correct, frames, jnp.asarray(mel_len) > 0)
 
@@ -104,7 +101,7 @@ def stop_frame_error(logits: jax.Array, mel_len: jax.Array) -> jax.Array:
     gate never fires within the utterance: padded frames are not searched (their teacher-forced gate
     outputs are meaningless), so a gate that fires too late scores 1, independent of the padding.
     """
-    frames = _mask(mel_len, logits.shape[1])
+    frames = sequence_mask(mel_len, logits.shape[1])
     fires = (logits > 0) & frames
     mel_len = jnp.asarray(mel_len, jnp.int32)
     first = jnp.where(jnp.any(fires, axis=1), jnp.argmax(fires, axis=1), mel_len)

@@ -21,6 +21,11 @@ def sequence_mask(lengths: jax.Array, max_len: int) -> jax.Array:
     return jnp.arange(max_len)[None, :] < jnp.asarray(lengths)[:, None]
 
 
+def alignment_mask(text_len: jax.Array, dec_len: jax.Array, n_frames: int, n_tokens: int) -> jax.Array:
+    """Bool `[B, n_frames, n_tokens]`: the valid cells of an alignment (step < dec_len[b], token < text_len[b])."""
+    return sequence_mask(dec_len, n_frames)[:, :, None] & sequence_mask(text_len, n_tokens)[:, None, :]
+
+
 def decoder_lengths(mel_len: jax.Array, r: int) -> jax.Array:
     """Decoder steps `ceil(mel_len / r)` `[B]` int32 when the decoder emits r frames per step."""
     mel_len = jnp.asarray(mel_len, dtype=jnp.int32)
@@ -70,7 +75,7 @@ def guided_attention_weights(
     n = jnp.arange(n_tokens, dtype=jnp.float32)[None, None, :]
     t = jnp.arange(n_frames, dtype=jnp.float32)[None, :, None]
     w = 1.0 - jnp.exp(-jnp.square(n / n_b - t / t_b) / (2.0 * sigma**2))
-    valid = sequence_mask(dec_len, n_frames)[:, :, None] & sequence_mask(text_len, n_tokens)[:, None, :]
+    valid = alignment_mask(text_len, dec_len, n_frames, n_tokens)
     return jnp.where(valid, w, 0.0)
 
 
@@ -92,7 +97,7 @@ def guided_attention_loss(
         raise ValueError(f"unknown guided-attention normalization {normalization!r}; expected {_GA_NORMALIZATIONS}")
     _, n_frames, n_tokens = alignments.shape
     w = guided_attention_weights(text_len, dec_len, n_tokens, n_frames, sigma)
-    valid = sequence_mask(dec_len, n_frames)[:, :, None] & sequence_mask(text_len, n_tokens)[:, None, :]
+    valid = alignment_mask(text_len, dec_len, n_frames, n_tokens)
     total = jnp.sum(w * jnp.where(valid, alignments, 0.0))
     text_len = jnp.asarray(text_len, dtype=jnp.int32)
     dec_len = jnp.asarray(dec_len, dtype=jnp.int32)
@@ -159,6 +164,6 @@ def alignment_consistency_loss(
     steps = fine.shape[1]
     cover = (jnp.arange(steps) * r_fine) // r_coarse
     upsampled = jnp.take(coarse, jnp.minimum(cover, coarse.shape[1] - 1), axis=1)
-    valid = sequence_mask(dec_len, steps)[:, :, None] & sequence_mask(text_len, fine.shape[2])[:, None, :]
+    valid = alignment_mask(text_len, dec_len, steps, fine.shape[2])
     total = jnp.sum(jnp.where(valid, jnp.abs(fine - upsampled), 0.0))
     return total / jnp.maximum(jnp.sum(valid), 1)

@@ -178,48 +178,44 @@ def test_unmapped_t2n_keys_are_listed():
         detect_layout(mixed)
 
 
-def test_cli_converts_a_t2n_head_checkpoint_for_synthesis(tmp_path):
-    """A 60-symbol T2N HEAD file becomes a taco_jax checkpoint with T2N's symbol table and front end; the
-    synthesizer reads transliterated Russian with stress marks."""
+def convert_and_synthesize(tmp_path, name: str, payload: dict, example_ids: list[int], eos_id: int):
+    """Converts `payload` (a saved T2N training file) with the CLI; the result must read T2N's own example
+    sentence as `example_ids` ... `eos_id` and synthesize. Returns the converted checkpoint's config."""
     from taco_jax.checkpoint import restore_model
     from taco_jax.synthesize import load_synthesizer
     from taco_jax.text import text_to_sequence
 
-    torch.manual_seed(0)
-    ref = TorchTacotron2(TorchTacotron2Config(n_symbols=60, n_frames_per_step=1, **TINY, **LAYOUT_OPTIONS["t2n"]))
-    pt = tmp_path / "best_model.pt"
-    torch.save({"model_state_dict": ref.state_dict(), "global_step": 5, "hparams": {"use_gst": True}}, pt)
-    out = tmp_path / "t2n"
+    pt, out = tmp_path / f"{name}.pt", tmp_path / name
+    torch.save(payload, pt)
     assert _load_cli().main([str(pt), str(out)]) == 0
     cfg, _, _ = restore_model(out)
-    assert cfg.text.symbols == "t2n_translit_v1" and cfg.model.gst == "add" and cfg.model.mmi
     synth = load_synthesizer(str(out), ["model.max_decoder_steps=20", "model.gate_threshold=2.0"])
-    # T2N's own example (its inference notebook): S=22, n, +=50, o, ch, '=3, ...
     ids, dropped = text_to_sequence("Н+очь, +улица", synth.table, cfg.text.cleaners)
-    assert not dropped and list(ids[:7]) == [22, 37, 50, 38, 26, 31, 3] and ids[-1] == 23
+    assert not dropped and list(ids[: len(example_ids)]) == example_ids and ids[-1] == eos_id
     (result,) = synth(["Прив+ет, мир"])
     assert result.frames == 20 and np.isfinite(result.mel).all()
+    return cfg
+
+
+def test_cli_converts_a_t2n_head_checkpoint_for_synthesis(tmp_path):
+    """A 60-symbol T2N HEAD file becomes a taco_jax checkpoint with T2N's symbol table and front end; the
+    synthesizer reads transliterated Russian with stress marks."""
+    torch.manual_seed(0)
+    ref = TorchTacotron2(TorchTacotron2Config(n_symbols=60, n_frames_per_step=1, **TINY, **LAYOUT_OPTIONS["t2n"]))
+    payload = {"model_state_dict": ref.state_dict(), "global_step": 5, "hparams": {"use_gst": True}}
+    # T2N's own example (its inference notebook): S=22, n, +=50, o, ch, '=3, ...
+    cfg = convert_and_synthesize(tmp_path, "best_model", payload, [22, 37, 50, 38, 26, 31, 3], 23)
+    assert cfg.text.symbols == "t2n_translit_v1" and cfg.model.gst == "add" and cfg.model.mmi
 
 
 def test_cli_converts_a_legacy_checkpoint_with_its_41_symbol_table(tmp_path):
     """creotiv's legacy layout has 41 symbols: HEAD's without digits, '+' the only stress mark, so each letter's
     id is 10 below HEAD's (shared/reference/upstream-model.md 2.2). Other symbol counts are refused."""
-    from taco_jax.checkpoint import restore_model
-    from taco_jax.synthesize import load_synthesizer
-    from taco_jax.text import text_to_sequence
-
     torch.manual_seed(0)
     ref = TorchTacotron2(TorchTacotron2Config(n_symbols=41, **TINY, **LAYOUT_OPTIONS["t2n-legacy"]))
-    torch.save({"state_dict": ref.state_dict()}, tmp_path / "legacy.pt")
-    assert _load_cli().main([str(tmp_path / "legacy.pt"), str(tmp_path / "legacy")]) == 0
-    cfg, _, _ = restore_model(tmp_path / "legacy")
-    assert cfg.text.symbols == "t2n_translit_legacy_v1" and cfg.model.gst == "concat" and cfg.model.tpse
-    synth = load_synthesizer(str(tmp_path / "legacy"), ["model.max_decoder_steps=20", "model.gate_threshold=2.0"])
     # HEAD's ids of the same text (test above) less 10 for S, letters and '+'; punctuation keeps its id.
-    ids, dropped = text_to_sequence("Н+очь, +улица", synth.table, cfg.text.cleaners)
-    assert not dropped and list(ids[:7]) == [12, 27, 40, 28, 16, 21, 3] and ids[-1] == 13
-    (result,) = synth(["Прив+ет, мир"])
-    assert result.frames == 20 and np.isfinite(result.mel).all()
+    cfg = convert_and_synthesize(tmp_path, "legacy", {"state_dict": ref.state_dict()}, [12, 27, 40, 28, 16, 21, 3], 13)
+    assert cfg.text.symbols == "t2n_translit_legacy_v1" and cfg.model.gst == "concat" and cfg.model.tpse
 
     odd = TorchTacotron2(TorchTacotron2Config(n_symbols=50, **TINY, **LAYOUT_OPTIONS["t2n-legacy"]))
     torch.save({"state_dict": odd.state_dict()}, tmp_path / "odd.pt")

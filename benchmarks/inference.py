@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_step import emit  # noqa: E402
 
 
-def _run_times(fn, repeats: int) -> list[float]:
+def run_times(fn, repeats: int) -> list[float]:
+    """Wall seconds of `repeats` calls of `fn` (which must wait for its own result)."""
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -87,7 +88,7 @@ def measure(args) -> list[dict]:
 
         jax_times, torch_times = [], []
         if torch_model is None:
-            jax_times = _run_times(run_jax, args.repeats)
+            jax_times = run_times(run_jax, args.repeats)
         else:
             text_t = torch.from_numpy(text.astype(np.int64))
 
@@ -98,8 +99,8 @@ def measure(args) -> list[dict]:
 
             run_torch()  # warm-up
             for _ in range(args.repeats):  # alternate, so that both see the same machine state
-                jax_times += _run_times(run_jax, 1)
-                torch_times += _run_times(run_torch, 1)
+                jax_times += run_times(run_jax, 1)
+                torch_times += run_times(run_torch, 1)
         jax_median = statistics.median(jax_times)
         rec = {
             "config": args.config,

@@ -13,8 +13,12 @@ can buy; the bf16 rows show whether XLA's CPU backend turns half the bytes into 
 from __future__ import annotations
 
 import argparse
-import json
-import time
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from inference import run_times  # noqa: E402
+from train_step import emit  # noqa: E402
 
 
 def measure(batch: int, steps: int, dtype_name: str, repeats: int = 5) -> dict:
@@ -40,11 +44,7 @@ def measure(batch: int, steps: int, dtype_name: str, repeats: int = 5) -> dict:
 
     h0 = jnp.full((batch, 1024), 0.1, jnp.float32)
     run(w1, w2, h0).block_until_ready()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run(w1, w2, h0).block_until_ready()
-        times.append(time.perf_counter() - t0)
+    times = run_times(lambda: run(w1, w2, h0).block_until_ready(), repeats)
     per_step = min(times) / steps
     weight_bytes = w1.nbytes + w2.nbytes
     return {
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
         parser.error("--steps and --batch must be >= 1")
     for batch in args.batch:
         for dtype_name in ("float32", "bfloat16"):
-            print(json.dumps(measure(batch, args.steps, dtype_name)), flush=True)
+            emit([measure(batch, args.steps, dtype_name)], None)
     return 0
 
 

@@ -1,7 +1,7 @@
 """taco_jax's train step against NVIDIA's PyTorch training step, on the same batch and weights, in one run.
 
     python benchmarks/compare_torch.py --config configs/nvidia_ljspeech.yaml --batch 8 --text-len 80 --mel-len 250
-        [--steps 5] [--warmup 1] [--threads N] [--set KEY=VALUE ...] [--json OUT]
+        [--steps 5] [--warmup 2] [--threads N] [--set KEY=VALUE ...] [--json OUT]
 
 The batch is `train_step.py`'s synthetic one. The PyTorch side is the reference model of the converter's
 parity tests (tests/torch_reference.py: NVIDIA/tacotron2's architecture and key names), loaded with
@@ -10,8 +10,9 @@ train mode, with NVIDIA's training step: MSE(mel) + MSE(mel_post) + BCE-with-log
 output-masked tensors, backward, `clip_grad_norm_(1.0)`, Adam(lr 1e-3, coupled L2 weight_decay 1e-6).
 taco_jax's side is the trainer's own compiled step with the config's settings, unchanged. The two steps
 alternate (JAX, torch, JAX, torch, ...) so that both see the same machine state; torch uses --threads
-intra-op threads (default: every core). Prints one JSON line with both medians and
-`speedup` = torch median / taco_jax median.
+intra-op threads (default: every core). Prints one JSON line with both sides' median and min step seconds,
+minor page faults and kernel CPU seconds per step (the process's, so each side's figure also holds what the
+other's idle threads did meanwhile), and `speedup` = torch median / taco_jax median.
 """
 
 from __future__ import annotations
@@ -21,14 +22,21 @@ import dataclasses
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the PyTorch reference model lives there
-from train_step import add_batch_arguments, check_batch_arguments, compile_step, emit, timed_step  # noqa: E402
+from train_step import (  # noqa: E402
+    add_batch_arguments,
+    check_batch_arguments,
+    compile_step,
+    cost_of,
+    cost_summary,
+    emit,
+    timed_step,
+)  # fmt: skip
 
 
 def torch_model_like(model_cfg, params, batch_stats, n_symbols: int, n_mels: int):
@@ -61,20 +69,19 @@ def torch_batch(batch, r: int):
     )
 
 
-def nvidia_train_step(model, optimizer, tensors):
-    """One NVIDIA training step; returns (loss, seconds)."""
+def nvidia_train_step(model, optimizer, tensors) -> float:
+    """One NVIDIA training step; returns the loss."""
     import torch
     import torch.nn.functional as F
 
     text, text_len, mel, mel_len, gate = tensors
-    t0 = time.perf_counter()
     optimizer.zero_grad(set_to_none=True)
     mel_out, mel_post, gate_out, _ = model(text, text_len, mel, mel_len)
     loss = F.mse_loss(mel_out, mel) + F.mse_loss(mel_post, mel) + F.binary_cross_entropy_with_logits(gate_out, gate)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
-    return float(loss.detach()), time.perf_counter() - t0
+    return float(loss.detach())
 
 
 def compare(args) -> dict:
@@ -92,17 +99,18 @@ def compare(args) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-6)
     tensors = torch_batch(host, cfg.model.n_frames_per_step)
 
-    jax_times, torch_times = [], []
+    jax_costs, torch_costs = [], []
     for i in range(args.warmup + args.steps):
-        state, metrics, jax_s = timed_step(compiled, state)
-        torch_loss, torch_s = nvidia_train_step(model, optimizer, tensors)
+        state, metrics, jax_cost = timed_step(compiled, state)
+        torch_loss, torch_cost = cost_of(lambda: nvidia_train_step(model, optimizer, tensors))
         if i >= args.warmup:
-            jax_times.append(jax_s)
-            torch_times.append(torch_s)
+            jax_costs.append(jax_cost)
+            torch_costs.append(torch_cost)
     jax_loss = float(metrics["train/loss"])
     if not (np.isfinite(jax_loss) and np.isfinite(torch_loss)):
         raise RuntimeError(f"non-finite loss (taco_jax {jax_loss}, torch {torch_loss})")
-    jax_median, torch_median = statistics.median(jax_times), statistics.median(torch_times)
+    jax_median = statistics.median(c.seconds for c in jax_costs)
+    torch_median = statistics.median(c.seconds for c in torch_costs)
     frames = float(np.sum(host.mel_len))
     return {
         "config": args.config,
@@ -113,12 +121,11 @@ def compare(args) -> dict:
         "jax_backend": jax.default_backend(),
         "torch_version": torch.__version__,
         "torch_threads": torch.get_num_threads(),
-        "steps_timed": len(jax_times),
+        "steps_timed": len(jax_costs),
         "taco_jax_compile_s": round(compiled.compile_s, 3),
-        "taco_jax_median_step_s": round(jax_median, 6),
-        "taco_jax_min_step_s": round(min(jax_times), 6),
-        "torch_median_step_s": round(torch_median, 6),
-        "torch_min_step_s": round(min(torch_times), 6),
+        "host_memory_retained": compiled.host_memory_retained,
+        **cost_summary(jax_costs, "taco_jax_"),
+        **cost_summary(torch_costs, "torch_"),
         "taco_jax_mel_frames_per_s": round(frames / jax_median, 1),
         "torch_mel_frames_per_s": round(frames / torch_median, 1),
         "speedup": round(torch_median / jax_median, 3),

@@ -1,7 +1,7 @@
 """Train-step time of a config's model on a synthetic batch, on whatever backend JAX runs (CPU, GPU, TPU).
 
     python benchmarks/train_step.py --config configs/nvidia_ljspeech.yaml --batch 8 --text-len 80 --mel-len 250
-        [--steps 5] [--warmup 1] [--set KEY=VALUE ...] [--json OUT]
+        [--steps 5] [--warmup 2] [--set KEY=VALUE ...] [--json OUT]
 
 Item i of the batch has text length N - i*N//(4B) and mel length T - i*T//(4B) (T rounded up to a multiple of
 the reduction factor), so lengths vary as in a real bucket. The step is the trainer's own jit-compiled
@@ -10,7 +10,9 @@ backend, device kind and count, compile seconds, median and min step seconds aft
 second (valid frames / median step), the estimated achieved TFLOP/s (`train_step_flops`: executed work on
 the padded shapes, backward = 2x forward), peak memory (the device allocator's peak where the backend
 reports one, else the process's peak resident set) and XLA's temporary-buffer size for the compiled step
-(`xla_temp_bytes`: what rematerialisation, `--set model.decoder_remat=true`, lowers).
+(`xla_temp_bytes`: what rematerialisation, `--set model.decoder_remat=true`, lowers), and the minor page
+faults and kernel CPU seconds per timed step with whether `run.retain_host_memory` took effect (with it, the
+temporaries are faulted in during the warm-up steps only; taco_jax/train/host_memory.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -98,6 +101,7 @@ class CompiledStep(NamedTuple):
     state: Any  # TrainState
     batch: Any  # the synthetic Batch on the device
     compile_s: float
+    host_memory_retained: bool  # run.retain_host_memory took effect (taco_jax/train/host_memory.py)
 
 
 def compile_step(config: str, overrides: list[str], batch: int, text_len: int, mel_len: int) -> CompiledStep:
@@ -108,10 +112,13 @@ def compile_step(config: str, overrides: list[str], batch: int, text_len: int, m
     from taco_jax.control.build import build_tx, init_control_state
     from taco_jax.model import build_model
     from taco_jax.text import get_symbol_table
+    from taco_jax.train.host_memory import retain_host_memory
     from taco_jax.train.state import create_train_state
     from taco_jax.train.step import make_train_step
 
     cfg = load_config(config, overrides)
+    # As the trainer does, before the first JAX computation.
+    retained = retain_host_memory() if cfg.run.retain_host_memory else False
     n_symbols, n_mels, r = len(get_symbol_table(cfg.text.symbols)), cfg.audio.n_mels, cfg.model.n_frames_per_step
     model = build_model(cfg.model, n_symbols, n_mels)
     tx = build_tx(cfg)
@@ -120,17 +127,40 @@ def compile_step(config: str, overrides: list[str], batch: int, text_len: int, m
     data = jax.device_put(synthetic_batch(batch, text_len, mel_len, r, n_symbols, n_mels))
     t0 = time.perf_counter()
     compiled = step.lower(state, data).compile()
-    return CompiledStep(cfg, compiled, state, data, time.perf_counter() - t0)
+    return CompiledStep(cfg, compiled, state, data, time.perf_counter() - t0, retained)
 
 
-def timed_step(compiled: CompiledStep, state):
-    """One step, waited for: (new state, metrics, seconds)."""
+class StepCost(NamedTuple):
+    seconds: float  # wall time
+    minor_faults: int  # pages the process faulted in (all threads)
+    system_s: float  # kernel CPU seconds of the process (all threads)
+
+
+def cost_of(fn: Callable[[], Any]) -> tuple[Any, StepCost]:
+    """Run `fn()` (which must wait for its result); returns (its result, what it cost)."""
+    before, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    result = fn()
+    seconds, after = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
+    return result, StepCost(seconds, after.ru_minflt - before.ru_minflt, after.ru_stime - before.ru_stime)
+
+
+def timed_step(compiled: CompiledStep, state) -> tuple[Any, Any, StepCost]:
+    """One step, waited for: (new state, metrics, its cost)."""
     import jax
 
-    t0 = time.perf_counter()
-    state, metrics = compiled.step(state, compiled.batch)
-    jax.block_until_ready((state, metrics))
-    return state, metrics, time.perf_counter() - t0
+    (state, metrics), cost = cost_of(lambda: jax.block_until_ready(compiled.step(state, compiled.batch)))
+    return state, metrics, cost
+
+
+def cost_summary(costs: list[StepCost], prefix: str = "") -> dict:
+    """Median and min seconds, faults and kernel seconds per step of the timed steps."""
+    seconds = [c.seconds for c in costs]
+    return {
+        f"{prefix}median_step_s": round(statistics.median(seconds), 6),
+        f"{prefix}min_step_s": round(min(seconds), 6),
+        f"{prefix}minor_page_faults_per_step": sum(c.minor_faults for c in costs) // len(costs),
+        f"{prefix}system_cpu_s_per_step": round(sum(c.system_s for c in costs) / len(costs), 3),
+    }
 
 
 def measure(args) -> dict:
@@ -141,14 +171,14 @@ def measure(args) -> dict:
     compiled = compile_step(args.config, args.set, args.batch, args.text_len, args.mel_len)
     cfg, state, batch, compile_s = compiled.cfg, compiled.state, compiled.batch, compiled.compile_s
     n_mels = cfg.audio.n_mels
-    times = []
+    costs = []
     for i in range(args.warmup + args.steps):
-        state, metrics, seconds = timed_step(compiled, state)
+        state, metrics, cost = timed_step(compiled, state)
         if i >= args.warmup:
-            times.append(seconds)
+            costs.append(cost)
     if not np.isfinite(float(metrics["train/loss"])):
         raise RuntimeError("the benchmark step produced a non-finite loss")
-    median = statistics.median(times)
+    median = statistics.median(c.seconds for c in costs)
     flops = train_step_flops(cfg.model, n_mels, args.batch, args.text_len, int(batch.mel.shape[1]))
     memory, memory_source = peak_memory()
     device = jax.local_devices()[0]
@@ -164,12 +194,12 @@ def measure(args) -> dict:
         "text_len": args.text_len,
         "mel_len": int(batch.mel.shape[1]),
         "compile_s": round(compile_s, 3),
-        "median_step_s": round(median, 6),
-        "min_step_s": round(min(times), 6),
-        "steps_timed": len(times),
+        **cost_summary(costs),
+        "steps_timed": len(costs),
         "mel_frames_per_s": round(float(np.sum(batch.mel_len)) / median, 1),
         "est_train_tflop": round(flops / 1e12, 4),
         "est_achieved_tflops": round(flops / median / 1e12, 4),
+        "host_memory_retained": compiled.host_memory_retained,
         "peak_memory_bytes": memory,
         "peak_memory_source": memory_source,
         **compiled_memory(compiled.step),
@@ -183,7 +213,9 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-len", type=int, default=80)
     parser.add_argument("--mel-len", type=int, default=250)
     parser.add_argument("--steps", type=int, default=5, help="timed steps after warm-up")
-    parser.add_argument("--warmup", type=int, default=1)
+    # Two: the first step maps the temporaries; the second may map a second block while XLA is still
+    # releasing the first (host_memory.py); later steps reuse them.
+    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--json", help="also append the JSON line to this file")
 

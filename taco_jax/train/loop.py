@@ -24,6 +24,7 @@ from taco_jax.data import build_data
 from taco_jax.model import build_model
 from taco_jax.monitor import Monitor, plot_alignment, plot_gate, plot_mel, save_png
 from taco_jax.synthesize import Synthesizer
+from taco_jax.train.host_memory import retain_host_memory
 from taco_jax.train.parallel import barrier, data_mesh, is_primary, replicate, shard_batch
 from taco_jax.train.state import TrainState, count_params, create_train_state
 from taco_jax.train.step import make_eval_step, make_phase_update, make_train_step
@@ -223,6 +224,8 @@ def train(
     progress: bool | None = None,
 ) -> TrainResult:
     """Train a model as configured; returns the run directory, final step, last validation metrics and state."""
+    if cfg.run.retain_host_memory:
+        retain_host_memory()
     progress = (cfg.run.progress_bar if progress is None else progress) and is_primary()
     run_dir = choose_run_dir(cfg, resume)
     barrier("run_dir chosen")  # every process picks the same directory before one of them creates it

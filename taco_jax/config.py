@@ -39,9 +39,9 @@ class RunConfig:
     griffin_lim_iters: int = 32
     progress_bar: bool = True
     # Keep freed host memory for the next step instead of returning it to the OS (taco_jax/train/host_memory.py:
-    # no per-step page faults for XLA:CPU's temporaries; resident memory stays at its peak). Off: on this
-    # project's CPU it cut kernel time per step but not step time (benchmarks/RESULTS.md).
-    retain_host_memory: bool = False
+    # no per-step page faults for XLA:CPU's temporaries, no extra cost for a step that follows a pause; resident
+    # memory stays at its peak). CPU-only effect; computations then run on the calling thread.
+    retain_host_memory: bool = True
 
 
 @dataclass

@@ -6,8 +6,8 @@ above its mmap threshold (32 MB at most) with a fresh `mmap` and returns it with
 page-faults its whole working set in again: about 135,000 faults and 0.3-0.4 s of kernel time in a 2.2 s
 step. Where the machine is a VM that hands free guest pages back to its host (virtio-balloon free-page
 reporting, as on this project's machines), pages that stay free for a few seconds are discarded and cost far
-more to fault back in: a step that follows other work (a data-loading pause, an evaluation, the PyTorch step
-of benchmarks/compare_torch.py) spent 1.2-1.8 s in the kernel instead of 0.3-0.4 s (benchmarks/RESULTS.md).
+more to fault back in: a step that follows 8 s of other work (the PyTorch step of
+benchmarks/compare_torch.py) spent 1.2-1.8 s in the kernel instead of 0.3-0.4 s (benchmarks/RESULTS.md).
 
 What. `retain_host_memory()` turns glibc's mmap path off (`M_MMAP_MAX` = 0) and its heap trimming off
 (`M_TRIM_THRESHOLD` at its maximum), so a freed block stays in the heap and the next step reuses the same,
@@ -15,10 +15,10 @@ already-mapped pages; and it makes the CPU client run each computation on the ca
 (`jax_cpu_enable_async_dispatch` off), because glibc can keep a block larger than a thread heap (64 MB) only
 in the main thread's heap: blocks allocated by another thread are mmap'd whatever the settings. The cost is
 the usual one of a caching allocator: the process's resident memory stays at its peak. Config key:
-`run.retain_host_memory`, off by default: on this project's 2-core VM it takes the faults from ~135,000 to
-0 and the kernel time from 0.33 s to 0.04 s per step, but the step time did not measurably improve (and the
-PyTorch step that alternates with it in compare_torch.py got slower), so it stays an option for machines
-where page faults are dearer (benchmarks/RESULTS.md, "Page faults and the alternation penalty").
+`run.retain_host_memory` (default on). Measured on this project's 2-core VM (benchmarks/RESULTS.md, "Page
+faults and the alternation penalty"): faults per step ~135,000 -> 0-16, kernel time 0.33 s -> 0.04 s; a step
+that follows the PyTorch step in compare_torch.py 2.3-3.3 s -> 1.9-2.2 s; a step that follows a step, within
+this machine's noise.
 """
 
 from __future__ import annotations

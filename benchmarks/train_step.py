@@ -118,7 +118,7 @@ def compile_step(config: str, overrides: list[str], batch: int, text_len: int, m
 
     cfg = load_config(config, overrides)
     # As the trainer does, before the first JAX computation.
-    retained = retain_host_memory() if cfg.run.retain_host_memory else False
+    retained = retain_host_memory(cfg.run.retain_host_memory)
     n_symbols, n_mels, r = len(get_symbol_table(cfg.text.symbols)), cfg.audio.n_mels, cfg.model.n_frames_per_step
     model = build_model(cfg.model, n_symbols, n_mels)
     tx = build_tx(cfg)

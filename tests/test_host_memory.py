@@ -45,12 +45,16 @@ print(json.dumps({"retained": retained, "temp_bytes": step.memory_analysis().tem
 """
 
 
-def _run(mode: str) -> dict:
+def _python(script: str, *args: str) -> str:
+    """stdout of `script` run by a fresh interpreter on the CPU backend (which must exit 0)."""
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, mode], env=env, capture_output=True, text=True, timeout=120, check=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    out = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def _run(mode: str) -> dict:
+    return json.loads(_python(SCRIPT, mode).strip().splitlines()[-1])
 
 
 def test_retained_temporaries_are_not_faulted_in_again():
@@ -76,7 +80,4 @@ def test_not_applied_once_a_backend_exists():
         "from taco_jax.train.host_memory import retain_host_memory\n"
         'print(retain_host_memory(), jax.config.values["jax_cpu_enable_async_dispatch"])'
     )
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["False", "True"]
+    assert _python(script).split() == ["False", "True"]

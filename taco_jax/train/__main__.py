@@ -25,10 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--config is required (unless --resume)")
     try:
         cfg = load_config(args.config, args.set)
-        if cfg.run.retain_host_memory:  # before anything creates a JAX backend
-            from taco_jax.train.host_memory import retain_host_memory
+        from taco_jax.train.host_memory import retain_host_memory
 
-            retain_host_memory()
+        retain_host_memory(cfg.run.retain_host_memory)  # before anything creates a JAX backend
         # Before any JAX computation; from this command's config/environment, never from a stored run config
         # (which holds process 0's id).
         from taco_jax.train.parallel import initialize_distributed, shutdown_distributed

@@ -47,16 +47,17 @@ def _glibc() -> ctypes.CDLL | None:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
 
-def retain_host_memory() -> bool:
-    """Apply the settings above to this process; returns whether they were applied.
+def retain_host_memory(enabled: bool = True) -> bool:
+    """Apply the settings above to this process when `enabled` (`run.retain_host_memory`); returns whether they
+    are in effect.
 
     Call before the first JAX computation: the dispatch setting is read when JAX creates its CPU client. Not
     applied (with a log line saying why) on a C library other than glibc or when a backend already exists.
     Other backends (GPU, TPU) are unaffected: their device memory has its own caching allocator.
     """
     global _applied
-    if _applied:
-        return True
+    if not enabled or _applied:
+        return _applied  # settings once made stay for the process's life
     libc = _glibc()
     if libc is None:
         log.info("run.retain_host_memory: not applied (the C library is not glibc: %s)", platform.libc_ver())

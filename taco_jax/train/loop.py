@@ -224,8 +224,7 @@ def train(
     progress: bool | None = None,
 ) -> TrainResult:
     """Train a model as configured; returns the run directory, final step, last validation metrics and state."""
-    if cfg.run.retain_host_memory:
-        retain_host_memory()
+    retain_host_memory(cfg.run.retain_host_memory)
     progress = (cfg.run.progress_bar if progress is None else progress) and is_primary()
     run_dir = choose_run_dir(cfg, resume)
     barrier("run_dir chosen")  # every process picks the same directory before one of them creates it

@@ -27,8 +27,8 @@ def measure(config: str, split: str, overrides: list[str]) -> dict:
     from taco_jax import diagnostics
     from taco_jax.config import load_config
     from taco_jax.data import read_filelist
-    from taco_jax.data.demo_corpus import build_demo_corpus, synthesize_espeak_words
     from taco_jax.data.reference_alignment import one_hot_alignment, reference_path
+    from taco_jax.demo import build_demo_corpus, synthesize_espeak_words
     from taco_jax.text import clean_text, get_symbol_table, text_to_sequence
 
     cfg = load_config(config, overrides)
@@ -45,7 +45,7 @@ def measure(config: str, split: str, overrides: list[str]) -> dict:
             ids, dropped = text_to_sequence(utt.text, table, cfg.text.cleaners, add_eos=cfg.text.add_eos)
             if dropped or len(ids) != len(cleaned) + int(cfg.text.add_eos):
                 raise SystemExit(f"{path}: {utt.text!r}: token ids do not map 1:1 to the cleaned characters")
-            # The corpus speaks the cleaned text (see demo_corpus), so eSpeak's positions index `ids` directly.
+            # The corpus speaks the cleaned text (see taco_jax.demo.corpus), so eSpeak's positions index `ids` directly.
             audio, sr, words = synthesize_espeak_words(cleaned, cfg.data.demo.voice, cfg.data.demo.words_per_minute)
             if sr != cfg.audio.sampling_rate:
                 raise SystemExit(f"eSpeak rate {sr} Hz != audio.sampling_rate {cfg.audio.sampling_rate}")
@@ -56,7 +56,7 @@ def measure(config: str, split: str, overrides: list[str]) -> dict:
             a = np.zeros((1, -(-n_steps // 256) * 256, -(-len(ids) // 128) * 128), np.float32)
             a[0, :n_steps, : len(ids)] = one_hot_alignment(steps_path, len(ids))
             a = jnp.asarray(a)
-            diag = float(diagnostics.band_diagonality(a, jnp.asarray([len(ids)]), jnp.asarray([n_steps]), band))
+            diag = float(diagnostics.band_diagonality(a, jnp.asarray([len(ids)]), jnp.asarray([n_steps]), band=band))
             linear = np.rint(np.arange(n_steps) * len(ids) / n_steps).astype(int)
             rows.append(
                 {

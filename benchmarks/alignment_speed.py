@@ -1,4 +1,4 @@
-"""How fast does the demo model learn alignment with no, fixed or adaptive guided attention (issue 3)?
+"""How fast does the demo model learn alignment with no, fixed or adaptive guided attention?
 
     python benchmarks/alignment_speed.py [--config configs/demo.yaml] [--seeds 1 2 3] [--max-steps 600]
         [--eval-every 50] [--settings none fixed_x0.1 ... adaptive_x10] [--jobs 2] [--set KEY=VALUE ...]
@@ -20,7 +20,7 @@ final checkpoint (lower is better). With --jobs 2 two runs train at once, each p
 (the decoder's sequential scan does not use two cores well). The summary table is printed and written to
 <out>/summary.md, the raw numbers to <out>/results.json.
 
-Acceptance (issue 3): from every start the adaptive controller aligns within 1.5x the steps of the best
+The target: from every start the adaptive controller aligns within 1.5x the steps of the best
 fixed weight, and its final DTW ratio is no worse than that weight's.
 """
 

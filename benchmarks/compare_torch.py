@@ -106,7 +106,7 @@ def compare(args) -> dict:
         if i >= args.warmup:
             jax_costs.append(jax_cost)
             torch_costs.append(torch_cost)
-    jax_loss = float(metrics["train/loss"])
+    jax_loss = float(metrics.means["train/loss"])
     if not (np.isfinite(jax_loss) and np.isfinite(torch_loss)):
         raise RuntimeError(f"non-finite loss (taco_jax {jax_loss}, torch {torch_loss})")
     jax_median = statistics.median(c.seconds for c in jax_costs)

@@ -41,7 +41,7 @@ def dtw_mse(a: np.ndarray, b: np.ndarray) -> float:
 
 def evaluate(checkpoint: str, tolerance: float = 0.15) -> dict:
     from taco_jax.audio import mel_spectrogram
-    from taco_jax.data.demo_corpus import synthesize_espeak
+    from taco_jax.demo import synthesize_espeak
     from taco_jax.synthesize import load_synthesizer
     from taco_jax.text import clean_text
 

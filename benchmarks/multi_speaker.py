@@ -1,4 +1,4 @@
-"""Does a multi-speaker model trained on a two-voice eSpeak corpus align and speak in both voices (issue 4)?
+"""Does a multi-speaker model trained on a two-voice eSpeak corpus align and speak in both voices?
 
     python benchmarks/multi_speaker.py --out runs/multi_speaker [--max-steps 800] [--voices en-us en-us+f3]
 
@@ -35,7 +35,7 @@ def median_f0(wav: np.ndarray, sr: int) -> float:
 def espeak_renderings(cfg, voice: str) -> list[tuple[np.ndarray, np.ndarray]]:
     """(wav, log-mel) of each sentence in `voice`, at the model's sampling rate."""
     from taco_jax.audio import mel_spectrogram
-    from taco_jax.data.demo_corpus import synthesize_espeak
+    from taco_jax.demo import synthesize_espeak
     from taco_jax.text import clean_text
 
     out = []

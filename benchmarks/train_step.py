@@ -109,21 +109,22 @@ def compile_step(config: str, overrides: list[str], batch: int, text_len: int, m
     import jax
 
     from taco_jax.config import load_config
-    from taco_jax.control.build import build_tx, init_control_state
     from taco_jax.model import build_model
     from taco_jax.text import get_symbol_table
+    from taco_jax.train.controllers import build_controllers
     from taco_jax.train.host_memory import retain_host_memory
+    from taco_jax.train.objective import objective_from_config
     from taco_jax.train.state import create_train_state
-    from taco_jax.train.step import make_train_step
+    from taco_jax.train.step import jit_train_step
 
     cfg = load_config(config, overrides)
     # As the trainer does, before the first JAX computation.
     retained = retain_host_memory(cfg.run.retain_host_memory)
     n_symbols, n_mels, r = len(get_symbol_table(cfg.text.symbols)), cfg.audio.n_mels, cfg.model.n_frames_per_step
     model = build_model(cfg.model, n_symbols, n_mels)
-    tx = build_tx(cfg)
-    state = create_train_state(model, tx, cfg.run.seed, n_mels, init_control_state(cfg))
-    step = make_train_step(model, tx, cfg)
+    controllers = build_controllers(cfg)
+    state = create_train_state(model, controllers.tx, cfg.run.seed, n_mels, controllers.init())
+    step = jit_train_step(objective_from_config(cfg, model), controllers)
     data = jax.device_put(synthetic_batch(batch, text_len, mel_len, r, n_symbols, n_mels))
     t0 = time.perf_counter()
     compiled = step.lower(state, data).compile()
@@ -176,7 +177,7 @@ def measure(args) -> dict:
         state, metrics, cost = timed_step(compiled, state)
         if i >= args.warmup:
             costs.append(cost)
-    if not np.isfinite(float(metrics["train/loss"])):
+    if not np.isfinite(float(metrics.means["train/loss"])):
         raise RuntimeError("the benchmark step produced a non-finite loss")
     median = statistics.median(c.seconds for c in costs)
     flops = train_step_flops(cfg.model, n_mels, args.batch, args.text_len, int(batch.mel.shape[1]))

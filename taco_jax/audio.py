@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import tempfile
 
 import librosa
 import numpy as np
@@ -17,6 +16,7 @@ import soundfile as sf
 import soxr
 
 from taco_jax.config import AudioConfig
+from taco_jax.files import atomic_output
 
 logger = logging.getLogger("taco_jax.audio")
 
@@ -54,8 +54,8 @@ def load_wav(path: str, sampling_rate: int) -> np.ndarray:
     return np.clip(wav, -1.0, 1.0).astype(np.float32, copy=False)
 
 
-def save_wav(path: str, wav: np.ndarray, sampling_rate: int) -> None:
-    """Write `wav` (`[samples]`, float in [-1, 1]) as 16-bit PCM, clipped, atomically (temp file + os.replace)."""
+def save_wav(path: str | os.PathLike, wav: np.ndarray, sampling_rate: int) -> None:
+    """Write `wav` (`[samples]`, float in [-1, 1]) as 16-bit PCM, clipped, atomically (taco_jax.files)."""
     wav = np.asarray(wav)
     if wav.ndim != 1:
         raise ValueError(f"{path}: expected a 1-D waveform, got shape {wav.shape}")
@@ -64,18 +64,8 @@ def save_wav(path: str, wav: np.ndarray, sampling_rate: int) -> None:
     # Scale by 32768 (the factor soundfile/libsndfile divide by when reading int16) so that a round trip
     # is off by at most half a step, except +1.0 which saturates at 32767.
     pcm = np.clip(np.round(np.clip(wav, -1.0, 1.0) * 32768.0), -32768, 32767).astype(np.int16)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".wav")
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         sf.write(tmp, pcm, sampling_rate, subtype="PCM_16", format="WAV")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; give the usual permissions of a written file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 @functools.lru_cache(maxsize=16)

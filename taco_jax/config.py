@@ -7,14 +7,14 @@ error that names the key and the file it came from.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
+from taco_jax import files
 
 
 class ConfigError(ValueError):
@@ -449,28 +449,9 @@ def from_yaml_string(text: str, source: str = "<string>") -> Config:
     return obj
 
 
-def save_config(cfg: Config, path: str) -> None:
-    """Write the resolved config atomically (temp file + rename)."""
-    write_text_atomic(path, to_yaml(cfg))
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def replace(cfg, **changes):
-    """dataclasses.replace, re-exported for call sites that tweak a sub-config."""
-    return dataclasses.replace(cfg, **changes)
+def save_config(cfg: Config, path: str | os.PathLike) -> None:
+    """Write the resolved config as YAML, atomically (taco_jax.files), with an ordinary file's permissions."""
+    files.write_text_atomic(path, to_yaml(cfg))
 
 
 __all__ = [
@@ -492,5 +473,4 @@ __all__ = [
     "save_config",
     "to_yaml",
     "from_yaml_string",
-    "write_text_atomic",
 ]

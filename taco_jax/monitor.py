@@ -8,23 +8,38 @@ import math
 import os
 from collections.abc import Mapping
 
-import matplotlib
+import matplotlib.image
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # headless: plots are written to files and TensorBoard only
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from taco_jax.files import atomic_output
+
+# Plots are built on bare `Figure` objects with their own Agg canvas instead of pyplot: importing this module
+# must not switch the process's backend (a notebook's inline one, say), and figures never enter pyplot's
+# global registry, so nothing has to be closed and nothing leaks when a plot fails half-way.
 
 
-def _figure_to_array(fig) -> np.ndarray:
+def _new_figure(figsize: tuple[float, float]) -> Figure:
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)  # attaches itself as fig.canvas
+    return fig
+
+
+def _figure_to_array(fig: Figure) -> np.ndarray:
+    """Render `fig` at 80 dpi, trimmed to its content -> RGB float32 [H, W, 3] in [0, 1]."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
     buf.seek(0)
-    return plt.imread(buf)[..., :3]
+    return matplotlib.image.imread(buf, format="png")[..., :3]
 
 
-def _plot_image(image: np.ndarray, xlabel: str, ylabel: str, title: str, figsize, **imshow) -> np.ndarray:
-    fig, ax = plt.subplots(figsize=figsize)
+def _plot_image(
+    image: np.ndarray, xlabel: str, ylabel: str, title: str, figsize: tuple[float, float], **imshow
+) -> np.ndarray:
+    """image [rows, cols] drawn with rows upwards, plus a colour bar -> RGB float32 [H, W, 3] in [0, 1]."""
+    fig = _new_figure(figsize)
+    ax = fig.add_subplot()
     im = ax.imshow(image, aspect="auto", origin="lower", interpolation="none", **imshow)
     fig.colorbar(im, ax=ax)
     ax.set_xlabel(xlabel)
@@ -34,18 +49,19 @@ def _plot_image(image: np.ndarray, xlabel: str, ylabel: str, title: str, figsize
 
 
 def plot_alignment(alignment: np.ndarray, title: str = "") -> np.ndarray:
-    """alignment [T_dec, N] -> RGB image [H, W, 3] in [0, 1] (tokens on y, decoder steps on x)."""
+    """alignment [T_dec, N] -> RGB float32 image [H, W, 3] in [0, 1] (tokens on y, decoder steps on x)."""
     return _plot_image(alignment.T, "decoder step", "text token", title, (6, 4), vmin=0.0, vmax=1.0)
 
 
 def plot_mel(mel: np.ndarray, title: str = "") -> np.ndarray:
-    """mel [frames, n_mels] -> RGB image."""
+    """mel [frames, n_mels] (log-mel) -> RGB float32 image [H, W, 3] in [0, 1] (mel channels on y)."""
     return _plot_image(mel.T, "frame", "mel channel", title, (8, 3))
 
 
 def plot_gate(gate_prob: np.ndarray, title: str = "") -> np.ndarray:
-    """gate_prob [steps] (sigmoid of the logits) -> RGB image."""
-    fig, ax = plt.subplots(figsize=(8, 2))
+    """gate_prob [steps] (sigmoid of the logits) -> RGB float32 image [H, W, 3] in [0, 1]."""
+    fig = _new_figure((8, 2))
+    ax = fig.add_subplot()
     ax.plot(gate_prob, color="tab:red")
     ax.set_ylim(-0.05, 1.05)
     ax.set_xlabel("decoder step")
@@ -54,10 +70,10 @@ def plot_gate(gate_prob: np.ndarray, title: str = "") -> np.ndarray:
     return _figure_to_array(fig)
 
 
-def save_png(path: str, image: np.ndarray) -> None:
-    tmp = f"{path}.tmp.png"
-    plt.imsave(tmp, np.clip(image, 0.0, 1.0))
-    os.replace(tmp, path)
+def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an RGB(A) float image [H, W, 3 or 4] (values clipped to [0, 1]) as a PNG, atomically."""
+    with atomic_output(path) as tmp:
+        matplotlib.image.imsave(tmp, np.clip(image, 0.0, 1.0), format="png")
 
 
 class Monitor:
@@ -66,7 +82,7 @@ class Monitor:
     ``enabled=False`` writes nothing (the non-primary processes of a multi-process run).
     """
 
-    def __init__(self, run_dir: str, sampling_rate: int, enabled: bool = True):
+    def __init__(self, run_dir: str, sampling_rate: int, enabled: bool = True) -> None:
         self.run_dir = run_dir
         self.sampling_rate = sampling_rate
         self.enabled = enabled
@@ -75,6 +91,8 @@ class Monitor:
         from tensorboardX import SummaryWriter
 
         self.writer = SummaryWriter(os.path.join(run_dir, "tb"))
+        # Appended to line by line for the whole run, so not atomic; plain open gives it 0o666 & ~umask, the same
+        # permissions taco_jax.files gives every other file of the run.
         self._jsonl = open(os.path.join(run_dir, "metrics.jsonl"), "a")  # noqa: SIM115 — kept open for the run
 
     def scalars(self, step: int, metrics: Mapping[str, float]) -> None:

@@ -62,7 +62,7 @@ def tiny_model_cfg() -> ModelConfig:
 def tiny_corpus(tmp_path_factory):
     """A 36-utterance eSpeak corpus (train + val filelists), synthesized once per session."""
     from taco_jax.config import AudioConfig, DemoCorpusConfig
-    from taco_jax.data.demo_corpus import build_demo_corpus
+    from taco_jax.demo import build_demo_corpus
 
     root = tmp_path_factory.mktemp("corpus")
     cfg = DemoCorpusConfig(n_utterances=36, n_val=6, seed=3, min_seconds=0.8, max_seconds=2.4)
@@ -89,3 +89,17 @@ def tiny_train_overrides(corpus, tmp_path, *overrides) -> list[str]:
     ]  # fmt: skip
     base += [f"model.{k}={v}" for k, v in vars(tiny_model_config()).items()]
     return base + list(overrides)
+
+
+def build_trainer(cfg, n_symbols: int, seed: int = 0, mel_mean=None):
+    """(model, fresh train state, compiled train step) for `cfg`, assembled as the trainer assembles them."""
+    from taco_jax.model import build_model
+    from taco_jax.train.controllers import build_controllers
+    from taco_jax.train.objective import objective_from_config
+    from taco_jax.train.state import create_train_state
+    from taco_jax.train.step import jit_train_step
+
+    model = build_model(cfg.model, n_symbols, cfg.audio.n_mels)
+    controllers = build_controllers(cfg)
+    state = create_train_state(model, controllers.tx, seed, cfg.audio.n_mels, controllers.init())
+    return model, state, jit_train_step(objective_from_config(cfg, model, mel_mean), controllers)

@@ -59,7 +59,7 @@ def test_mel_matches_librosa_on_chirp_and_noise(cfg: AudioConfig) -> None:
 
 def test_mel_matches_librosa_on_espeak_speech() -> None:
     # Real speech-like input from eSpeak NG (the demo corpus synthesizer).
-    from taco_jax.data.demo_corpus import synthesize_espeak
+    from taco_jax.demo import synthesize_espeak
 
     wav, sr = synthesize_espeak("Please call me back after seven o'clock tonight.")
     wav = np.asarray(wav, dtype=np.float32)

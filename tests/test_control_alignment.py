@@ -7,11 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from taco_jax.control.alignment import (
+from taco_jax.control import (
     PHASE_NAMES,
     GAWeightState,
     PhaseState,
     ga_weight_controller,
+    guided_attention_schedule,
+    improvement,
+    learning_rate_schedule,
     phase_controller,
 )
 
@@ -432,3 +435,39 @@ def test_controllers_compose_under_jit():
     assert (float(g.mult), float(w)) == (3.0, 3.0)
     g, w = step(g, pc.init()._replace(phase=jnp.int32(3)), jnp.float32(0.9), 1)  # fine_tuning: may decrease
     assert float(w) == pytest.approx(2.7)
+
+
+# --------------------------------------------------------------------------- the plateau rule and the schedules
+
+
+@pytest.mark.parametrize(
+    ("best", "value", "improved", "new_best"),
+    [
+        (math.inf, 5.0, True, 5.0),  # anything finite improves on nothing
+        (10.0, 9.99, False, 10.0),  # 10 - 0.001 * 10 = 9.99 is the bar; equal is not below
+        (10.0, 9.98, True, 9.98),
+        (-10.0, -10.005, False, -10.0),  # relative to |best|: the bar is -10.01
+        (-10.0, -10.02, True, -10.02),
+        (10.0, math.nan, False, 10.0),
+        (10.0, -math.inf, False, 10.0),
+    ],
+)
+def test_improvement_is_relative_to_the_best(best, value, improved, new_best):
+    got_improved, got_best = improvement(jnp.float32(best), jnp.float32(value), 1e-3)
+    assert bool(got_improved) is improved
+    assert float(got_best) == pytest.approx(new_best)
+
+
+def test_schedules_hand_computed_and_validated():
+    ga = guided_attention_schedule("piecewise", weight=5.0, boundaries=(10, 20), values=(2.0, 0.5))
+    assert [float(ga(jnp.int32(s))) for s in (0, 9, 10, 19, 20, 1000)] == [5.0, 5.0, 2.0, 2.0, 0.5, 0.5]
+    decay = guided_attention_schedule("exponential", weight=4.0, decay=0.5, floor=0.75)
+    assert [float(decay(s)) for s in (0, 1, 2, 3)] == [4.0, 2.0, 1.0, 0.75]
+    lr = learning_rate_schedule("warmup_exponential", lr=1e-3, warmup_steps=10, decay_steps=100, decay_rate=0.5)
+    assert [float(lr(s)) for s in (0, 5, 10, 110)] == pytest.approx([0.0, 5e-4, 1e-3, 5e-4])
+    with pytest.raises(ValueError, match="^boundaries "):
+        guided_attention_schedule("piecewise", weight=1.0, boundaries=(10, 5), values=(1.0, 2.0))
+    with pytest.raises(ValueError, match="^kind "):
+        learning_rate_schedule("cosine", lr=1e-3)
+    with pytest.raises(ValueError, match="^lr "):
+        learning_rate_schedule("constant", lr=-1.0)

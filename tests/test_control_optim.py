@@ -1,6 +1,9 @@
-"""Tests for taco_jax.control.optim against hand-computed controller sequences and the plain NVIDIA chain."""
+"""The optimizer-side controllers (taco_jax.control.clip and .optim), composed as the trainer composes them
+(taco_jax.train.controllers.build_optimizer), against hand-computed sequences and the plain NVIDIA chain."""
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -8,13 +11,10 @@ import numpy as np
 import optax
 import pytest
 
-from taco_jax.config import OptimConfig
+from taco_jax.config import Config, ConfigError
+from taco_jax.control import ClipThresholdState, PercentileClipThreshold
 from taco_jax.control.optim import (
-    ClipThresholdState,
-    PercentileClipThreshold,
     applied_clip_threshold,
-    build_controlled_optimizer,
-    clip_threshold,
     consecutive_nonfinite,
     current_lr,
     last_step_finite,
@@ -23,11 +23,42 @@ from taco_jax.control.optim import (
     nonfinite_count,
     optimizer_steps,
 )
-from taco_jax.train.optimizer import build_optimizer, lr_schedule
+from taco_jax.train.controllers import build_optimizer, lr_schedule
 
 NAN = float("nan")
 # "scale" mirrors a Flax BatchNorm parameter: Adam's moments then hold a "scale" key, which the readers must ignore.
 PARAMS = {"w": jnp.array([0.5, -1.0, 2.0], jnp.float32), "scale": jnp.array([1.0, 1.0], jnp.float32)}
+
+
+# Each keyword of `make_tx` sets one config key.
+_KEYS = {
+    "lr": "optim.lr", "schedule": "optim.schedule", "warmup_steps": "optim.warmup_steps",
+    "decay_steps": "optim.decay_steps", "decay_rate": "optim.decay_rate", "min_lr": "optim.min_lr",
+    "grad_clip": "optim.grad_clip", "weight_decay": "optim.weight_decay", "adaptive_clip": "control.clip.enabled",
+    "clip_percentile": "control.clip.percentile", "clip_window": "control.clip.window", "clip_min": "control.clip.min",
+    "clip_max": "control.clip.max", "clip_min_history": "control.clip.min_history",
+    "plateau_enabled": "control.lr_plateau.enabled", "plateau_factor": "control.lr_plateau.factor",
+    "plateau_patience": "control.lr_plateau.patience", "plateau_cooldown": "control.lr_plateau.cooldown",
+    "plateau_accumulation": "control.lr_plateau.accumulation", "plateau_rtol": "control.lr_plateau.rtol",
+    "plateau_atol": "control.lr_plateau.atol", "min_lr_scale": "control.lr_plateau.min_scale",
+    "guard_enabled": "control.nonfinite.enabled", "nonfinite_factor": "control.nonfinite.lr_factor",
+    "max_consecutive_nonfinite": "control.nonfinite.max_consecutive", "accumulate_steps": "control.accumulate_steps",
+}  # fmt: skip
+# A decaying schedule: 1e-3 * 0.1 ** (step / 10).
+DECAY = dict(lr=1e-3, schedule="warmup_exponential", warmup_steps=0, decay_steps=10, decay_rate=0.1, min_lr=0.0)
+
+
+def config(**settings) -> Config:
+    """The default config with the given settings (guard and plateau averaging off unless set)."""
+    cfg = Config()
+    for name, value in {"guard_enabled": False, "plateau_accumulation": 1, **settings}.items():
+        *path, attr = _KEYS[name].split(".")
+        setattr(functools.reduce(getattr, path, cfg), attr, value)
+    return cfg
+
+
+def make_tx(**settings):
+    return build_optimizer(config(**settings))
 
 
 def grads_with_norm(norm: float) -> dict:
@@ -94,16 +125,16 @@ def test_percentile_threshold_sequence_window4_p50() -> None:
 
 
 def test_adaptive_clip_in_chain_uses_history_before_the_step() -> None:
-    tx = build_controlled_optimizer(
-        lr_schedule=1e-3, grad_clip=1.0, adaptive_clip=True, clip_percentile=50.0, clip_window=4,
+    tx = make_tx(
+        lr=1e-3, grad_clip=1.0, adaptive_clip=True, clip_percentile=50.0, clip_window=4,
         clip_min=0.5, clip_max=8.0, clip_min_history=2, weight_decay=0.0,
     )  # fmt: skip
     steps = run(tx, [grads_with_norm(n) for n in (2.0, 4.0, 6.0, 8.0)])
     applied = [float(applied_clip_threshold(s)) for _, s in steps]
-    upcoming = [float(clip_threshold(s)) for _, s in steps]
+    upcoming = [float(optax.tree.get(s, "ClipThresholdState").threshold) for _, s in steps]
     assert applied == [1.0, 1.0, 3.0, 4.0]
     assert upcoming == [1.0, 3.0, 4.0, 5.0]
-    assert float(clip_threshold(tx.init(PARAMS))) == 1.0
+    assert float(optax.tree.get(tx.init(PARAMS), "ClipThresholdState").threshold) == 1.0
     # The applied threshold really clips: Adam's first moment gains (1 - b1) * clipped grad; step 3 clips 6 -> 3.
     mu2 = optax.tree.get(steps[1][1], "ScaleByAdamState").mu["w"]
     mu3 = optax.tree.get(steps[2][1], "ScaleByAdamState").mu["w"]
@@ -121,8 +152,8 @@ def test_adaptive_clip_in_chain_uses_history_before_the_step() -> None:
 
 
 def test_plateau_scale_sequence_and_scaled_updates() -> None:
-    kwargs = dict(lr_schedule=optax.constant_schedule(1e-3), weight_decay=1e-6)
-    tx = build_controlled_optimizer(
+    kwargs = dict(lr=1e-3, weight_decay=1e-6)
+    tx = make_tx(
         **kwargs, plateau_enabled=True, plateau_factor=0.5, plateau_patience=2, plateau_cooldown=1, min_lr_scale=0.2
     )
     losses = [10, 10, 10, 10, 10, 10, 5, 5, 5, 5, 5, 1]
@@ -132,7 +163,7 @@ def test_plateau_scale_sequence_and_scaled_updates() -> None:
     grads = [random_grads(i, 2.0) for i in range(len(losses))]
     steps = run(tx, grads, losses)
     assert_scales(steps, expected)
-    ref = run(build_controlled_optimizer(**kwargs), grads)  # same chain, scale stays 1.0
+    ref = run(make_tx(**kwargs), grads)  # same chain, scale stays 1.0
     for (upd, state), (ref_upd, _) in zip(steps, ref, strict=True):
         for a, b in zip(jax.tree.leaves(upd), jax.tree.leaves(ref_upd), strict=True):
             # XLA may fold scale and lr into one multiply: equal to within an ulp, not bitwise.
@@ -140,15 +171,13 @@ def test_plateau_scale_sequence_and_scaled_updates() -> None:
 
 
 def test_nonfinite_steps_lower_scale_to_floor_and_it_never_rises() -> None:
-    tx = build_controlled_optimizer(
-        lr_schedule=1e-3, guard_enabled=True, nonfinite_factor=0.5, min_lr_scale=0.3, max_consecutive_nonfinite=10
-    )
+    tx = make_tx(lr=1e-3, guard_enabled=True, nonfinite_factor=0.5, min_lr_scale=0.3, max_consecutive_nonfinite=10)
     steps = run(tx, [grads_with_norm(n) for n in (1.0, NAN, NAN, NAN, 1.0, 1.0)])
     assert_scales(steps, [1.0, 0.5, 0.3, 0.3, 0.3, 0.3])
 
     # With the plateau on, both lower the same scale.
-    tx = build_controlled_optimizer(
-        lr_schedule=1e-3, guard_enabled=True, nonfinite_factor=0.5, plateau_enabled=True, plateau_factor=0.5,
+    tx = make_tx(
+        lr=1e-3, guard_enabled=True, nonfinite_factor=0.5, plateau_enabled=True, plateau_factor=0.5,
         plateau_patience=1, min_lr_scale=0.1,
     )  # fmt: skip
     steps = run(tx, [grads_with_norm(1.0)] * 4, [1.0, NAN, 2.0, 0.1])
@@ -157,7 +186,7 @@ def test_nonfinite_steps_lower_scale_to_floor_and_it_never_rises() -> None:
 
 
 def test_lower_lr_scale_is_pure_floored_and_plateau_does_not_lift_it() -> None:
-    tx = build_controlled_optimizer(lr_schedule=1e-3, plateau_enabled=True, plateau_patience=1, min_lr_scale=0.2)
+    tx = make_tx(lr=1e-3, plateau_enabled=True, plateau_patience=1, min_lr_scale=0.2)
     state = tx.init(PARAMS)
     lowered = lower_lr_scale(state, 0.1, 0.05)
     assert float(lr_scale(lowered)) == pytest.approx(0.1)
@@ -177,8 +206,8 @@ def test_lower_lr_scale_is_pure_floored_and_plateau_does_not_lift_it() -> None:
 
 
 def _rich_tx(nonfinite_factor: float, max_consecutive: int = 5):
-    return build_controlled_optimizer(
-        lr_schedule=optax.linear_schedule(1e-3, 1e-4, 10), adaptive_clip=True, clip_window=4, clip_min_history=1,
+    return make_tx(
+        **DECAY, adaptive_clip=True, clip_window=4, clip_min_history=1,
         plateau_enabled=True, guard_enabled=True, nonfinite_factor=nonfinite_factor,
         max_consecutive_nonfinite=max_consecutive,
     )  # fmt: skip
@@ -228,11 +257,11 @@ def test_guard_gives_up_after_max_consecutive() -> None:
 
 
 def test_multisteps_k2_applies_every_second_call_on_the_mean_gradient() -> None:
-    cfg = OptimConfig(lr=1e-2, weight_decay=1e-2)
-    tx = build_controlled_optimizer(lr_schedule=lr_schedule(cfg), weight_decay=1e-2, accumulate_steps=2)
+    tx = make_tx(lr=1e-2, weight_decay=1e-2, accumulate_steps=2)
     grads = [random_grads(i, 1.5) for i in range(4)]
     steps = run(tx, grads)
-    ref = run(build_optimizer(cfg), [jax.tree.map(lambda a, b: (a + b) / 2, grads[i], grads[i + 1]) for i in (0, 2)])
+    means = [jax.tree.map(lambda a, b: (a + b) / 2, grads[i], grads[i + 1]) for i in (0, 2)]
+    ref = run(make_tx(lr=1e-2, weight_decay=1e-2), means)
     assert_zero(steps[0][0])
     assert_zero(steps[2][0])
     for (upd, _), (ref_upd, _) in zip([steps[1], steps[3]], ref, strict=True):
@@ -241,9 +270,7 @@ def test_multisteps_k2_applies_every_second_call_on_the_mean_gradient() -> None:
     assert [int(optimizer_steps(s)) for _, s in steps] == [0, 1, 1, 2]
 
     # Guard outside the accumulator: a NaN micro-step is dropped as if it never happened.
-    guarded = build_controlled_optimizer(
-        lr_schedule=lr_schedule(cfg), weight_decay=1e-2, accumulate_steps=2, guard_enabled=True, nonfinite_factor=1.0
-    )
+    guarded = make_tx(lr=1e-2, weight_decay=1e-2, accumulate_steps=2, guard_enabled=True, nonfinite_factor=1.0)
     steps_nan = run(guarded, [grads[0], grads_with_norm(NAN), grads[1]])
     assert_zero(steps_nan[1][0])
     for a, b in zip(jax.tree.leaves(steps_nan[2][0]), jax.tree.leaves(steps[1][0]), strict=True):
@@ -251,9 +278,7 @@ def test_multisteps_k2_applies_every_second_call_on_the_mean_gradient() -> None:
 
 
 def test_multisteps_plateau_sees_the_mean_loss_of_the_micro_steps() -> None:
-    tx = build_controlled_optimizer(
-        lr_schedule=1e-3, accumulate_steps=2, plateau_enabled=True, plateau_patience=1, plateau_factor=0.5
-    )
+    tx = make_tx(lr=1e-3, accumulate_steps=2, plateau_enabled=True, plateau_patience=1, plateau_factor=0.5)
     # Means 3 then 3.5: no improvement -> x0.5. (The last micro-losses, 4 then 2, would have improved.)
     steps = run(tx, [grads_with_norm(1.0)] * 4, [2.0, 4.0, 5.0, 2.0])
     assert_scales(steps, [1.0, 1.0, 1.0, 0.5])
@@ -263,15 +288,17 @@ def test_multisteps_plateau_sees_the_mean_loss_of_the_micro_steps() -> None:
 
 
 @pytest.mark.parametrize("jit", [False, True])
-def test_everything_off_equals_build_optimizer_bitwise(jit: bool) -> None:
-    cfg = OptimConfig(
-        lr=1e-2, weight_decay=1e-2, grad_clip=1.0, schedule="warmup_exponential", warmup_steps=2, decay_steps=3
-    )
-    tx = build_controlled_optimizer(
-        lr_schedule=lr_schedule(cfg), grad_clip=cfg.grad_clip, weight_decay=cfg.weight_decay, adam_b1=cfg.adam_b1,
-        adam_b2=cfg.adam_b2, adam_eps=cfg.adam_eps,
+def test_everything_off_equals_the_plain_optax_chain_bitwise(jit: bool) -> None:
+    settings = dict(lr=1e-2, weight_decay=1e-2, grad_clip=1.0, schedule="warmup_exponential", warmup_steps=2)
+    tx = make_tx(**settings, decay_steps=3)
+    schedule = lr_schedule(config(**settings, decay_steps=3))
+    # NVIDIA's recipe written out with optax alone: clip_grad_norm_, then torch.optim.Adam's coupled L2.
+    ref = optax.chain(
+        optax.clip_by_global_norm(1.0), optax.add_decayed_weights(1e-2), optax.scale_by_adam(),
+        optax.scale_by_learning_rate(optax.join_schedules(
+            [optax.linear_schedule(0.0, 1e-2, 2), optax.exponential_decay(1e-2, 3, 0.5, end_value=1e-5)], [2]
+        )),
     )  # fmt: skip
-    ref = build_optimizer(cfg)
     update, ref_update = (jax.jit(tx.update), jax.jit(ref.update)) if jit else (tx.update, ref.update)
     params, ref_params = PARAMS, PARAMS
     state, ref_state = tx.init(params), ref.init(ref_params)
@@ -284,12 +311,12 @@ def test_everything_off_equals_build_optimizer_bitwise(jit: bool) -> None:
     assert_trees_equal(params, ref_params)
     assert float(lr_scale(state)) == 1.0 and float(applied_clip_threshold(state)) == 1.0
     assert int(nonfinite_count(state)) == 0 and bool(last_step_finite(state))
-    assert float(current_lr(state, lr_schedule(cfg))) == pytest.approx(float(lr_schedule(cfg)(6)))
+    assert float(current_lr(state, schedule)) == pytest.approx(float(schedule(6)))
 
 
 def test_jit_update_equals_eager() -> None:
-    tx = build_controlled_optimizer(
-        lr_schedule=optax.linear_schedule(1e-3, 1e-4, 10), adaptive_clip=True, clip_window=4, clip_min_history=2,
+    tx = make_tx(
+        **DECAY, adaptive_clip=True, clip_window=4, clip_min_history=2,
         clip_min=0.1, clip_max=2.0, plateau_enabled=True, plateau_patience=1, guard_enabled=True,
         accumulate_steps=2,
     )  # fmt: skip
@@ -303,55 +330,62 @@ def test_jit_update_equals_eager() -> None:
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     final = jitted[-1][1]
     assert int(nonfinite_count(final)) == 2 and int(optimizer_steps(final)) == 2
-    expected_lr = optax.linear_schedule(1e-3, 1e-4, 10)(2) * float(lr_scale(final))
-    assert float(current_lr(final, optax.linear_schedule(1e-3, 1e-4, 10))) == pytest.approx(expected_lr)
+    schedule = lr_schedule(config(**DECAY))
+    expected_lr = float(schedule(2)) * float(lr_scale(final))
+    assert float(current_lr(final, schedule)) == pytest.approx(expected_lr)
 
 
 # ---------------------------------------------------------------------------------------------- validation
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "name"),
+    ("settings", "section", "name"),
     [
-        (dict(lr_schedule=-1.0), "lr_schedule"),
-        (dict(grad_clip=0.0), "grad_clip"),
-        (dict(grad_clip=float("nan")), "grad_clip"),
-        (dict(adaptive_clip=1), "adaptive_clip"),
-        (dict(clip_percentile=101.0), "clip_percentile"),
-        (dict(clip_window=0), "clip_window"),
-        (dict(clip_window=2.0), "clip_window"),
-        (dict(clip_min=-1.0), "clip_min"),
-        (dict(clip_min=2.0, clip_max=1.0), "clip_max"),
-        (dict(clip_min_history=0), "clip_min_history"),
-        (dict(clip_window=4, clip_min_history=5), "clip_min_history"),
-        (dict(adaptive_clip=True, grad_clip=5.0, clip_max=2.0), "grad_clip"),
-        (dict(weight_decay=-1e-6), "weight_decay"),
-        (dict(adam_b1=1.0), "adam_b1"),
-        (dict(adam_b2=-0.1), "adam_b2"),
-        (dict(adam_eps=0.0), "adam_eps"),
-        (dict(plateau_enabled="yes"), "plateau_enabled"),
-        (dict(plateau_factor=1.0), "plateau_factor"),
-        (dict(plateau_patience=0), "plateau_patience"),
-        (dict(plateau_cooldown=-1), "plateau_cooldown"),
-        (dict(plateau_accumulation=0), "plateau_accumulation"),
-        (dict(plateau_rtol=-0.1), "plateau_rtol"),
-        (dict(plateau_atol=-0.1), "plateau_atol"),
-        (dict(plateau_rtol=0.0, plateau_atol=0.0), "plateau_rtol"),
-        (dict(min_lr_scale=1.5), "min_lr_scale"),
-        (dict(nonfinite_factor=0.0), "nonfinite_factor"),
-        (dict(guard_enabled=None), "guard_enabled"),
-        (dict(max_consecutive_nonfinite=0), "max_consecutive_nonfinite"),
-        (dict(accumulate_steps=0), "accumulate_steps"),
-        (dict(accumulate_steps=True), "accumulate_steps"),
+        (dict(lr=-1.0), "optim", "lr"),
+        (dict(grad_clip=0.0), "optim.grad_clip", "max_norm"),
+        (dict(grad_clip=float("nan")), "optim.grad_clip", "max_norm"),
+        (dict(adaptive_clip=True, clip_percentile=101.0), "control.clip", "percentile"),
+        (dict(adaptive_clip=True, clip_window=0), "control.clip", "window"),
+        (dict(adaptive_clip=True, clip_min=-1.0), "control.clip", "min_threshold"),
+        (dict(adaptive_clip=True, clip_min=2.0, clip_max=1.0), "control.clip", "max_threshold"),
+        (dict(adaptive_clip=True, clip_min_history=0), "control.clip", "min_history"),
+        (dict(adaptive_clip=True, clip_window=4, clip_min_history=5), "control.clip", "min_history"),
+        (dict(adaptive_clip=True, grad_clip=5.0, clip_max=2.0), "control.clip", "initial"),
+        (dict(plateau_enabled=True, plateau_factor=1.0), "control.lr_plateau", "factor"),
+        (dict(plateau_enabled=True, plateau_patience=0), "control.lr_plateau", "patience"),
+        (dict(plateau_enabled=True, plateau_cooldown=-1), "control.lr_plateau", "cooldown"),
+        (dict(plateau_enabled=True, plateau_accumulation=0), "control.lr_plateau", "accumulation"),
+        (dict(plateau_enabled=True, plateau_rtol=-0.1), "control.lr_plateau", "rtol"),
+        (dict(plateau_enabled=True, plateau_atol=-0.1), "control.lr_plateau", "atol"),
+        (dict(plateau_enabled=True, plateau_rtol=0.0, plateau_atol=0.0), "control.lr_plateau", "rtol"),
+        (dict(plateau_enabled=True, min_lr_scale=1.5), "control.lr_plateau", "min_scale"),
+        (dict(guard_enabled=True, nonfinite_factor=0.0), "control.nonfinite", "lr_factor"),
+        (dict(guard_enabled=True, max_consecutive_nonfinite=0), "control.nonfinite", "max_consecutive"),
+        (dict(accumulate_steps=0), "control.accumulate_steps", "every_k"),
+        (dict(accumulate_steps=2.0), "control.accumulate_steps", "every_k"),
     ],
 )
-def test_invalid_arguments_are_named(kwargs: dict, name: str) -> None:
-    kwargs = {"lr_schedule": 1e-3, **kwargs}
-    with pytest.raises(ValueError, match=name):
-        build_controlled_optimizer(**kwargs)
+def test_invalid_settings_name_the_config_section_and_the_argument(settings: dict, section: str, name: str) -> None:
+    with pytest.raises(ConfigError, match=f"config section '{section}': {name} "):
+        make_tx(**settings)
 
 
 def test_plateau_without_value_is_a_clear_error() -> None:
-    tx = build_controlled_optimizer(lr_schedule=1e-3, plateau_enabled=True)
+    tx = make_tx(lr=1e-3, plateau_enabled=True)
     with pytest.raises(ValueError, match="value=loss"):
         tx.update(grads_with_norm(1.0), tx.init(PARAMS), PARAMS)
+
+
+def test_readers_find_states_by_type_not_by_parameter_names() -> None:
+    """A parameter tree with fields named like the controllers' (scale, max_norm, count) does not confuse them."""
+    params = {"scale": jnp.ones(2), "max_norm": jnp.ones(1), "count": jnp.ones(3), "last_finite": jnp.ones(1)}
+    tx = make_tx(lr=1e-3, guard_enabled=True)
+    state = tx.init(params)
+    assert float(lr_scale(state)) == 1.0 and float(applied_clip_threshold(state)) == 1.0
+    assert int(optimizer_steps(state)) == 0 and bool(last_step_finite(state))
+    assert float(lr_scale(lower_lr_scale(state, 0.5, 0.0))) == 0.5
+    is_adam = lambda x: isinstance(x, optax.ScaleByAdamState)  # noqa: E731
+    (adam,) = [x for x in jax.tree.leaves(lower_lr_scale(state, 0.5, 0.0), is_leaf=is_adam) if is_adam(x)]
+    np.testing.assert_array_equal(np.asarray(adam.mu["scale"]), 0.0)  # Adam's moment named "scale" is not the LR
+    with pytest.raises(ValueError, match="no LR scale"):
+        lr_scale(optax.adam(1e-3).init(params))

@@ -13,15 +13,16 @@ import optax
 import pytest
 from conftest import random_batch, tiny_model_config, tiny_train_config
 
-from taco_jax.config import Config, ConfigError, GuidedAttentionConfig, load_config
+from taco_jax import diagnostics, losses
+from taco_jax.batch import Batch
+from taco_jax.config import Config, ConfigError, load_config
 from taco_jax.control import optim as optim_control
-from taco_jax.control.build import build_ga_controller, build_tx, ga_schedule, init_control_state
-from taco_jax.data import Batch
 from taco_jax.model import build_model
 from taco_jax.train import loop
-from taco_jax.train.optimizer import build_optimizer, lr_schedule
+from taco_jax.train.controllers import build_controllers, ga_schedule
+from taco_jax.train.objective import objective_from_config
 from taco_jax.train.state import create_train_state
-from taco_jax.train.step import _alignment_metrics, ga_weight_schedule, make_train_step, tacotron2_loss
+from taco_jax.train.step import jit_train_step
 
 N_SYMBOLS = 40
 
@@ -37,11 +38,22 @@ def _config(guard: bool) -> Config:
     return cfg
 
 
-def _reference_steps(cfg: Config, n_steps: int):
-    """Issue 2's train step (commit 1882156) verbatim: NVIDIA chain, scheduled GA weight, no controller."""
+def _build(cfg: Config):
+    """(model, state, compiled train step) as the trainer builds them."""
     model = build_model(cfg.model, N_SYMBOLS)
-    tx = build_optimizer(cfg.optim)
-    schedule = lr_schedule(cfg.optim)
+    controllers = build_controllers(cfg)
+    state = create_train_state(model, controllers.tx, 0, 80, controllers.init())
+    return model, state, jit_train_step(objective_from_config(cfg, model), controllers)
+
+
+def _reference_steps(cfg: Config, n_steps: int):
+    """The plain recipe written out with no controller code: NVIDIA's chain in optax, constant LR and GA weight."""
+    model = build_model(cfg.model, N_SYMBOLS)
+    o, lc, r = cfg.optim, cfg.loss, cfg.model.n_frames_per_step
+    tx = optax.chain(
+        optax.clip_by_global_norm(o.grad_clip), optax.add_decayed_weights(o.weight_decay),
+        optax.scale_by_adam(b1=o.adam_b1, b2=o.adam_b2, eps=o.adam_eps), optax.scale_by_learning_rate(o.lr),
+    )  # fmt: skip
 
     def loss_fn(params, batch_stats, batch: Batch, rng, ga_weight):
         outputs, new_vars = model.apply(
@@ -49,28 +61,30 @@ def _reference_steps(cfg: Config, n_steps: int):
             batch.text, batch.text_len, batch.mel, batch.mel_len,
             train=True, rngs={"dropout": rng}, mutable=["batch_stats"],
         )  # fmt: skip
-        total, terms = tacotron2_loss(outputs, batch, cfg, ga_weight)
+        weights = losses.LossWeights(mel=lc.mel_weight, gate=lc.gate_weight, guided_attention=ga_weight)
+        total, terms = losses.tacotron2_loss(
+            outputs, mel=batch.mel, mel_len=batch.mel_len, gate=batch.gate, text_len=batch.text_len, r=r,
+            weights=weights, gate_pos_weight=lc.gate_pos_weight, ga_sigma=lc.guided_attention.sigma,
+        )  # fmt: skip
         return total, (terms, new_vars["batch_stats"], outputs)
 
     @jax.jit
     def train_step(state, batch: Batch):
         rng = jax.random.fold_in(state.rng, state.step)
-        ga_weight = ga_weight_schedule(cfg.loss.guided_attention, state.step)
+        ga_weight = jnp.float32(lc.guided_attention.weight)
         (_, (terms, batch_stats, outputs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state.batch_stats, batch, rng, ga_weight
         )
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = {f"train/{k}": v for k, v in terms.items()}
-        metrics["train/grad_norm"] = optax.tree.norm(grads)
-        metrics["train/lr"] = schedule(state.step)
-        metrics["train/ga_weight"] = ga_weight
-        metrics["train/clip_threshold"] = jnp.asarray(cfg.optim.grad_clip, jnp.float32)
-        metrics.update({f"train/{k}": v for k, v in _alignment_metrics(outputs, batch, cfg).items()})
+        # Reported like the trainer's metrics: they change no number, but XLA compiles them into the same program.
+        metrics = {**terms, "grad_norm": optax.tree.norm(grads)}
+        dec_len = losses.decoder_lengths(batch.mel_len, r=r)
+        metrics |= diagnostics.alignment_metrics(outputs.alignments, batch.text_len, dec_len)
         new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
         return new_state, metrics
 
-    state = create_train_state(model, tx, 0, 80)
+    state = create_train_state(model, tx, 0, 80, None)
     for i in range(n_steps):
         state, _ = train_step(state, _batch(i))
     return state.params, state.batch_stats
@@ -79,10 +93,7 @@ def _reference_steps(cfg: Config, n_steps: int):
 @pytest.mark.parametrize("guard", [False, True])
 def test_controllers_off_is_exactly_the_plain_recipe(guard):
     cfg = _config(guard)
-    model = build_model(cfg.model, N_SYMBOLS)
-    tx = build_tx(cfg)
-    state = create_train_state(model, tx, 0, 80, init_control_state(cfg))
-    step = make_train_step(model, tx, cfg)
+    _, state, step = _build(cfg)
     for i in range(3):
         state, metrics = step(state, _batch(i))
     ref_params, ref_stats = _reference_steps(cfg, 3)
@@ -98,22 +109,20 @@ def test_controllers_off_is_exactly_the_plain_recipe(guard):
         # (With the guard, the conv biases in front of BatchNorm are left out: their true gradient is exactly
         # zero, what remains is rounding noise, and Adam normalizes noise into full-size steps; the BatchNorm
         # running means follow those biases.)
-    assert float(metrics["train/ga_weight"]) == 1.0 and float(metrics["train/clip_threshold"]) == 1.0
-    assert float(metrics["train/lr"]) == pytest.approx(1e-3) and int(metrics["train/phase"]) == 0
+    states = metrics.states
+    assert float(states["train/ga_weight"]) == 1.0 and float(states["train/clip_threshold"]) == 1.0
+    assert float(states["train/lr"]) == pytest.approx(1e-3) and int(states["train/phase"]) == 0
 
 
 def test_nonfinite_batch_changes_nothing_but_the_counters():
     cfg = _config(guard=True)
-    model = build_model(cfg.model, N_SYMBOLS)
-    tx = build_tx(cfg)
-    state = create_train_state(model, tx, 0, 80, init_control_state(cfg))
-    step = make_train_step(model, tx, cfg)
+    _, state, step = _build(cfg)
     state, _ = step(state, _batch(0))
     before = jax.device_get(state)
     state, metrics = step(state, _batch(1, nan=True))
     after = jax.device_get(state)
-    assert not np.isfinite(float(metrics["train/loss"]))
-    assert int(metrics["train/nonfinite"]) == 1 and int(metrics["train/nonfinite_consecutive"]) == 1
+    assert not np.isfinite(float(metrics.means["train/loss"]))
+    assert int(metrics.states["train/nonfinite"]) == 1 and int(metrics.states["train/nonfinite_consecutive"]) == 1
     for name in ("params", "batch_stats", "control"):
         for a, b in zip(jax.tree.leaves(getattr(before, name)), jax.tree.leaves(getattr(after, name)), strict=True):
             np.testing.assert_array_equal(a, b)
@@ -125,18 +134,26 @@ def test_nonfinite_batch_changes_nothing_but_the_counters():
             np.testing.assert_array_equal(a, b)
     assert float(optim_control.lr_scale(after.opt_state)) == 0.5  # control.nonfinite.lr_factor
     state, metrics = step(state, _batch(2))  # the next finite batch trains again
-    assert int(metrics["train/nonfinite_consecutive"]) == 0
+    assert int(metrics.states["train/nonfinite_consecutive"]) == 0
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.params))
 
 
 def test_piecewise_ga_schedule_and_its_validation():
-    cfg = GuidedAttentionConfig(weight=5.0, schedule="piecewise", boundaries=[10, 20], values=[2.0, 0.5])
+    cfg = load_config(
+        None,
+        [
+            "loss.guided_attention.schedule=piecewise",
+            "loss.guided_attention.weight=5.0",
+            "loss.guided_attention.boundaries=[10,20]",
+            "loss.guided_attention.values=[2.0,0.5]",
+        ],
+    )
     schedule = ga_schedule(cfg)
     assert [float(schedule(jnp.int32(s))) for s in (0, 9, 10, 19, 20, 1000)] == [5.0, 5.0, 2.0, 2.0, 0.5, 0.5]
     with pytest.raises(ConfigError, match="boundaries"):
         load_config(None, ["loss.guided_attention.boundaries=[10,5]", "loss.guided_attention.values=[1,2]"])
     with pytest.raises(ConfigError, match="control.ga_weight"):  # the factory's error, naming the config section
-        build_ga_controller(load_config(None, ["control.ga_weight.enabled=true", "control.ga_weight.interval=0"]))
+        build_controllers(load_config(None, ["control.ga_weight.enabled=true", "control.ga_weight.interval=0"]))
 
 
 class _FaultyLoader:

@@ -14,7 +14,14 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from taco_jax.config import ModelConfig  # noqa: E402
-from taco_jax.convert import ConversionError, detect_layout, flax_to_torch, torch_to_flax  # noqa: E402
+from taco_jax.convert import (  # noqa: E402
+    CheckpointFileError,
+    ConversionError,
+    detect_layout,
+    flax_to_torch,
+    torch_to_flax,
+    torch_to_taco_jax,
+)
 from taco_jax.model import build_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -22,7 +29,6 @@ from test_convert_torch import (  # noqa: E402
     N_SYMBOLS,
     PARITY_TOL,
     TINY,
-    _load_cli,
     assert_same_variables,
     numpy_state_dict,
     output_errors,
@@ -179,7 +185,7 @@ def test_unmapped_t2n_keys_are_listed():
 
 
 def convert_and_synthesize(tmp_path, name: str, payload: dict, example_ids: list[int], eos_id: int):
-    """Converts `payload` (a saved T2N training file) with the CLI; the result must read T2N's own example
+    """Converts `payload` (a saved T2N training file) with torch_to_taco_jax; the result must read T2N's own example
     sentence as `example_ids` ... `eos_id` and synthesize. Returns the converted checkpoint's config."""
     from taco_jax.checkpoint import restore_model
     from taco_jax.synthesize import load_synthesizer
@@ -187,7 +193,7 @@ def convert_and_synthesize(tmp_path, name: str, payload: dict, example_ids: list
 
     pt, out = tmp_path / f"{name}.pt", tmp_path / name
     torch.save(payload, pt)
-    assert _load_cli().main([str(pt), str(out)]) == 0
+    torch_to_taco_jax(pt, out)
     cfg, _, _ = restore_model(out)
     synth = load_synthesizer(str(out), ["model.max_decoder_steps=20", "model.gate_threshold=2.0"])
     ids, dropped = text_to_sequence("Н+очь, +улица", synth.table, cfg.text.cleaners)
@@ -197,7 +203,7 @@ def convert_and_synthesize(tmp_path, name: str, payload: dict, example_ids: list
     return cfg
 
 
-def test_cli_converts_a_t2n_head_checkpoint_for_synthesis(tmp_path):
+def test_converts_a_t2n_head_checkpoint_for_synthesis(tmp_path):
     """A 60-symbol T2N HEAD file becomes a taco_jax checkpoint with T2N's symbol table and front end; the
     synthesizer reads transliterated Russian with stress marks."""
     torch.manual_seed(0)
@@ -208,9 +214,9 @@ def test_cli_converts_a_t2n_head_checkpoint_for_synthesis(tmp_path):
     assert cfg.text.symbols == "t2n_translit_v1" and cfg.model.gst == "add" and cfg.model.mmi
 
 
-def test_cli_converts_a_legacy_checkpoint_with_its_41_symbol_table(tmp_path):
+def test_converts_a_legacy_checkpoint_with_its_41_symbol_table(tmp_path):
     """creotiv's legacy layout has 41 symbols: HEAD's without digits, '+' the only stress mark, so each letter's
-    id is 10 below HEAD's (shared/reference/upstream-model.md 2.2). Other symbol counts are refused."""
+    id is 10 below HEAD's. Other symbol counts are refused."""
     torch.manual_seed(0)
     ref = TorchTacotron2(TorchTacotron2Config(n_symbols=41, **TINY, **LAYOUT_OPTIONS["t2n-legacy"]))
     # HEAD's ids of the same text (test above) less 10 for S, letters and '+'; punctuation keeps its id.
@@ -219,4 +225,5 @@ def test_cli_converts_a_legacy_checkpoint_with_its_41_symbol_table(tmp_path):
 
     odd = TorchTacotron2(TorchTacotron2Config(n_symbols=50, **TINY, **LAYOUT_OPTIONS["t2n-legacy"]))
     torch.save({"state_dict": odd.state_dict()}, tmp_path / "odd.pt")
-    assert _load_cli().main([str(tmp_path / "odd.pt"), str(tmp_path / "odd")]) == 2  # no 50-symbol table
+    with pytest.raises(CheckpointFileError, match="50 symbols"):  # no 50-symbol table
+        torch_to_taco_jax(tmp_path / "odd.pt", tmp_path / "odd")

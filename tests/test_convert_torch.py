@@ -1,7 +1,7 @@
 """PyTorch checkpoint conversion (NVIDIA / DLE layouts): numerical parity with a PyTorch reference model,
-exact round trips, layout detection, error reporting and the command-line tool."""
+exact round trips, layout detection, error reporting, whole-file conversion and the command-line tool."""
 
-import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,11 +15,14 @@ import numpy as np  # noqa: E402
 
 from taco_jax.config import ModelConfig  # noqa: E402
 from taco_jax.convert import (  # noqa: E402
+    CheckpointFileError,
     ConversionError,
     config_from_state_dict,
     detect_layout,
     flax_to_torch,
+    taco_jax_to_torch,
     torch_to_flax,
+    torch_to_taco_jax,
 )
 from taco_jax.model import build_model  # noqa: E402
 
@@ -27,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from torch_reference import Tacotron2 as TorchTacotron2  # noqa: E402
 from torch_reference import TorchTacotron2Config  # noqa: E402
 
-N_SYMBOLS = 148  # NVIDIA's English table, so the CLI test can use the real symbol table
+N_SYMBOLS = 148  # NVIDIA's English table, so the file conversion tests can use the real symbol table
 TINY = dict(
     symbols_embedding_dim=16, encoder_embedding_dim=16, encoder_n_convolutions=2, encoder_kernel_size=5,
     prenet_dim=16, attention_rnn_dim=24, attention_dim=12, attention_location_n_filters=4,
@@ -219,35 +222,27 @@ def test_malformed_state_dict_names_every_bad_key():
         detect_layout({"fc1.weight": np.zeros((2, 2)), "fc1.bias": np.zeros(2)})
 
 
-def _load_cli():
-    path = Path(__file__).resolve().parents[1] / "tools" / "convert_torch_ckpt.py"
-    spec = importlib.util.spec_from_file_location("convert_torch_ckpt", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_cli_end_to_end(tmp_path, capsys):
+def test_file_conversion_end_to_end(tmp_path):
     import argparse
 
     from taco_jax.checkpoint import restore_model
 
-    cli = _load_cli()
     ref = tiny_torch_model(2)
     pt = tmp_path / "tacotron2_statedict.pt"
     torch.save({"state_dict": {"module." + k: v for k, v in ref.state_dict().items()}, "iteration": 7}, pt)
     out = tmp_path / "converted"
-    assert cli.main([str(pt), str(out)]) == 0
+    torch_to_taco_jax(pt, out)
     cfg, model, variables = restore_model(out)
     assert cfg.model.n_frames_per_step == 2 and cfg.model.decoder_rnn_dim == TINY["decoder_rnn_dim"]
     assert cfg.text.symbols == "nvidia_english_v1" and cfg.audio.n_mels == 80
     assert (out / "checkpoints" / "7").is_dir() and (out / "conversion_report.json").is_file()
     params, batch_stats, _ = torch_to_flax(numpy_state_dict(ref), "nvidia")
     jax.tree.map(np.testing.assert_array_equal, {"params": params, "batch_stats": batch_stats}, variables)
-    assert cli.main([str(pt), str(out)]) == 2  # refuses to write over an existing checkpoint
+    with pytest.raises(CheckpointFileError, match="already contains checkpoints"):
+        torch_to_taco_jax(pt, out)  # refuses to write over an existing checkpoint
 
     exported = tmp_path / "exported.pt"
-    assert cli.main([str(out), str(exported), "--to-torch"]) == 0
+    assert taco_jax_to_torch(out, exported) == exported
     back = TorchTacotron2(TorchTacotron2Config(n_symbols=N_SYMBOLS, n_frames_per_step=2, **TINY))
     back.load_state_dict(torch.load(exported, map_location="cpu", weights_only=True)["state_dict"], strict=True)
     for k, v in ref.state_dict().items():
@@ -262,11 +257,29 @@ def test_cli_end_to_end(tmp_path, capsys):
     # a file that pickles non-tensor objects needs --trust-pickle
     pickled = tmp_path / "pickled.pt"
     torch.save({"state_dict": ref.state_dict(), "hparams": argparse.Namespace(n_frames_per_step=2)}, pickled)
-    capsys.readouterr()
-    assert cli.main([str(pickled), str(tmp_path / "p1")]) == 2
-    assert "--trust-pickle" in capsys.readouterr().err
-    assert cli.main([str(pickled), str(tmp_path / "p2"), "--trust-pickle"]) == 0
+    with pytest.raises(CheckpointFileError, match="--trust-pickle"):
+        torch_to_taco_jax(pickled, tmp_path / "p1")
+    assert not (tmp_path / "p1").exists()
+    torch_to_taco_jax(pickled, tmp_path / "p2", trust_pickle=True)
     restore_model(tmp_path / "p2")
+
+
+def _run_tool(*args: str) -> subprocess.CompletedProcess:
+    tool = Path(__file__).resolve().parents[1] / "tools" / "convert_torch_ckpt.py"
+    return subprocess.run([sys.executable, str(tool), *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_messages_and_exit_codes(tmp_path):
+    """The script prints a one-line summary (exit 0), and a user error as `error: ...` with exit status 2."""
+    pt, out = tmp_path / "tacotron2_statedict.pt", tmp_path / "converted"
+    sd = tiny_torch_model(1).state_dict()
+    torch.save({"state_dict": sd}, pt)
+    done = _run_tool(str(pt), str(out))
+    assert done.returncode == 0, done.stderr
+    n_tensors = sum("num_batches_tracked" not in k for k in sd)  # BatchNorm step counters are ignored
+    assert done.stdout.splitlines()[0] == f"converted {n_tensors} tensors (nvidia layout) -> {out}"
+    again = _run_tool(str(pt), str(out))
+    assert again.returncode == 2 and again.stderr.startswith("error: ") and "already contains" in again.stderr
 
 
 def test_full_size_nvidia_state_dict_matches_published_shapes_and_config():
@@ -349,7 +362,7 @@ def test_adam_state_converts_and_training_resumes(tiny_corpus, tmp_path):
     pt = tmp_path / "checkpoint_2.pt"
     torch.save({"iteration": 2, "state_dict": ref.state_dict(), "optimizer": opt_sd, "learning_rate": 1e-3}, pt)
     out_dir = tmp_path / "converted"
-    assert _load_cli().main([str(pt), str(out_dir)]) == 0
+    torch_to_taco_jax(pt, out_dir)
     train_list, val_list = tiny_corpus
     overrides = [
         f"run.out_dir={tmp_path}", "run.name=converted", "run.max_steps=3", "run.eval_every=3", "run.log_every=1",

@@ -443,7 +443,7 @@ def test_build_data_with_holdout(tmp_path, caplog):
 
 def test_build_data_demo_corpus_uses_its_filelists(tmp_path, monkeypatch):
     # The real eSpeak corpus takes seconds per utterance to build; its own tests cover it. Here: the wiring.
-    import taco_jax.data.demo_corpus as demo
+    import taco_jax.demo as demo
 
     for i in range(5):
         write_wav(tmp_path / f"d{i}.wav", 3000 + 200 * i, seed=i)

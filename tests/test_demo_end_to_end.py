@@ -22,7 +22,7 @@ def test_demo_trains_aligns_and_speaks(tmp_path):
     final = json.loads((run / "final_metrics.json").read_text())
     print(f"demo wall {wall:.0f} s: {final}")
     # Regression guard: the demo must learn a clear, focused diagonal alignment (on the reference machine it
-    # ends at diag 0.92 / focus 0.74 after 900 steps; issue 2's diag >= 0.95 is above what eSpeak's own timing
+    # ends at diag 0.92 / focus 0.74 after 900 steps; a diag >= 0.95 target is above what eSpeak's own timing
     # scores on this corpus, see benchmarks/RESULTS.md).
     assert final["val/align_diag"] >= 0.85, final
     assert final["val/align_focus"] >= 0.6, final
@@ -45,8 +45,8 @@ def test_demo_trains_aligns_and_speaks(tmp_path):
         [sys.executable, "benchmarks/demo_quality.py", "--checkpoint", str(run), "--json", str(tmp_path / "q.json")],
         cwd=ROOT,
         timeout=600,
-    )  # fmt: skip  (exit status 1 = below the issue's target; the numbers are checked here)
+    )  # fmt: skip  (exit status 1 = below the script's target; the numbers are checked here)
     quality = json.loads((tmp_path / "q.json").read_text())["summary"]
     print(quality)
     assert quality["stopped"] == 10 and quality["length_within_tolerance"] >= 8, quality
-    assert quality["error_ratio"] < 0.6, quality  # 0.36 on the reference machine; issue 2's target is 0.5
+    assert quality["error_ratio"] < 0.6, quality  # 0.36 on the reference machine; the target is 0.5

@@ -123,7 +123,7 @@ def test_jit_matches_eager() -> None:
     a = jnp.asarray(rng.uniform(0, 1, (3, 20, 9)).astype(np.float32))
     text_len, dec_len = jnp.array([9, 5, 7]), jnp.array([20, 11, 16])
     eager = alignment_metrics(a, text_len, dec_len, band=2, coverage_threshold=0.7)
-    jitted = jax.jit(alignment_metrics)(a, text_len, dec_len, 2, 0.7)
+    jitted = jax.jit(alignment_metrics)(a, text_len, dec_len, band=2, coverage_threshold=0.7)
     for key, value in eager.items():
         assert float(jitted[key]) == pytest.approx(float(value), abs=1e-6), key
     logits = jnp.asarray(rng.normal(size=(3, 20)).astype(np.float32))
@@ -132,3 +132,26 @@ def test_jit_matches_eager() -> None:
         float(gate_accuracy(logits, target, dec_len))
     )
     assert float(jax.jit(stop_frame_error)(logits, dec_len)) == float(stop_frame_error(logits, dec_len))
+
+
+def test_sum_reduction_combines_batches_exactly() -> None:
+    rng = np.random.default_rng(2)
+    a = jnp.asarray(rng.dirichlet(np.ones(9), (5, 20)).astype(np.float32))
+    logits = jnp.asarray(rng.normal(size=(5, 20)).astype(np.float32))
+    text_len, dec_len = jnp.array([9, 5, 0, 7, 3]), jnp.array([20, 11, 0, 16, 4])  # item 2: padding row
+    target = (jnp.arange(20)[None, :] == (dec_len - 1)[:, None]).astype(jnp.float32)
+
+    def metrics(sl, reduction):
+        out = alignment_metrics(a[sl], text_len[sl], dec_len[sl], band=2, reduction=reduction)
+        out["gate_acc"] = gate_accuracy(logits[sl], target[sl], dec_len[sl], reduction=reduction)
+        out["stop_err"] = stop_frame_error(logits[sl], dec_len[sl], reduction=reduction)
+        return out
+
+    mean = jax.jit(lambda: metrics(slice(None), "mean"))()
+    first, second = jax.jit(lambda: (metrics(slice(0, 3), "sum"), metrics(slice(3, 5), "sum")))()
+    for key, value in mean.items():
+        (s1, c1), (s2, c2) = first[key], second[key]
+        assert (float(c1), float(c2)) == (2.0, 2.0), key  # the padding row counts nowhere
+        assert float((s1 + s2) / (c1 + c2)) == pytest.approx(float(value), rel=1e-6), key
+    with pytest.raises(TypeError):
+        alignment_metrics(a, text_len, dec_len, 2)  # band is keyword-only

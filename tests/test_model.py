@@ -146,7 +146,7 @@ def test_initialisation_follows_nvidia_gains(tiny):
 
 
 def test_location_features_equal_a_same_convolution():
-    from taco_jax.model.decoder import location_features
+    from taco_jax.model.recurrence import location_features
 
     w = jax.random.uniform(jax.random.PRNGKey(0), (3, 17))
     cum = jax.random.uniform(jax.random.PRNGKey(1), (3, 17))

@@ -34,13 +34,9 @@ SCRIPT = textwrap.dedent(
     import json, sys
     import jax, numpy as np
     sys.path.insert(0, sys.argv[1])
-    from conftest import random_batch, tiny_model_config
+    from conftest import build_trainer, random_batch, tiny_model_config
     from taco_jax.config import load_config
-    from taco_jax.control.build import build_tx, init_control_state
-    from taco_jax.model import build_model
     from taco_jax.train.parallel import data_mesh, initialize_distributed, replicate, shard_batch, shutdown_distributed
-    from taco_jax.train.state import create_train_state
-    from taco_jax.train.step import make_train_step
 
     cfg = load_config(None, [f"model.{k}={v}" for k, v in vars(tiny_model_config()).items()]
                       + ["text.symbols=english_eos_v1", "data.buckets=[[40,132],[64,222]]", "control.clip.enabled=true",
@@ -48,14 +44,12 @@ SCRIPT = textwrap.dedent(
     initialize_distributed(cfg.distributed)
     assert jax.device_count() == 2, jax.devices()
     n_symbols = 40
-    model = build_model(cfg.model, n_symbols)
-    tx = build_tx(cfg)
-    step = make_train_step(model, tx, cfg)
+    _, initial, step = build_trainer(cfg, n_symbols)
     batches = [random_batch(s, [9, 8, 7, 5], [21, 18, 15, 12], n_symbols) for s in range(3)]
     result = {}
     for n in (1, 2):
         mesh = data_mesh(jax.local_devices()[:1] if n == 1 else jax.devices())
-        state = replicate(create_train_state(model, tx, 0, 80, init_control_state(cfg)), mesh)
+        state = replicate(jax.tree.map(np.array, initial), mesh)
         for b in batches:
             sharded = shard_batch(b, mesh)
             state, metrics = step(state, sharded)
@@ -63,7 +57,7 @@ SCRIPT = textwrap.dedent(
             "params": [np.asarray(x).tolist() for x in jax.tree.leaves(state.params)],
             "shards": [list(s.data.shape) for s in sharded.text.addressable_shards],
             "process": jax.process_index(),
-            "loss": float(metrics["train/loss"]),
+            "loss": float(metrics.means["train/loss"]),
         }
     try:
         shard_batch(random_batch(0, [4, 3, 2], [6, 6, 3], n_symbols), data_mesh(jax.devices()))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from taco_jax.data.demo_corpus import WordTiming, synthesize_espeak_words
 from taco_jax.data.reference_alignment import one_hot_alignment, reference_path
+from taco_jax.demo import WordTiming, synthesize_espeak_words
 
 
 def test_espeak_reports_every_word_in_order_inside_the_audio():

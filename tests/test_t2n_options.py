@@ -8,14 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import random_batch, tiny_model_config
+from conftest import build_trainer, random_batch, tiny_model_config
 
 from taco_jax import losses
 from taco_jax.config import Config, ConfigError, load_config
-from taco_jax.control.build import build_tx, init_control_state
 from taco_jax.model import build_model
-from taco_jax.train.state import create_train_state
-from taco_jax.train.step import drop_frames, make_train_step, tacotron2_loss
+from taco_jax.train.objective import drop_frames, objective_from_config
 
 N_SYMBOLS = 20
 T2N = dict(
@@ -98,7 +96,7 @@ def test_frame_dropout_replaces_valid_frames_by_the_mean():
     with pytest.raises(ValueError, match="mel_mean"):
         cfg = Config()
         cfg.model = tiny_model_config(frame_dropout=0.1)
-        make_train_step(build_model(cfg.model, N_SYMBOLS), build_tx(cfg), cfg)
+        objective_from_config(cfg, build_model(cfg.model, N_SYMBOLS))
     with pytest.raises(ConfigError, match="frame_dropout"):
         load_config(None, ["model.frame_dropout=1.0"])
 
@@ -111,11 +109,9 @@ def t2n_setup():
     cfg = Config()
     cfg.model = tiny_model_config(**T2N)
     cfg.loss.mmi_max_gaf = 10.0
-    model = build_model(cfg.model, N_SYMBOLS)
-    tx = build_tx(cfg)
-    state = create_train_state(model, tx, 0, 80, init_control_state(cfg))
+    model, state, step = build_trainer(cfg, N_SYMBOLS)
     batch = random_batch(1, [9, 7], [30, 24], N_SYMBOLS)
-    return cfg, model, tx, state, batch
+    return cfg, model, step, state, batch
 
 
 def _apply(model, state, batch, rng):
@@ -131,7 +127,7 @@ def test_tpse_loss_trains_only_the_style_predictor(t2n_setup):
 
     def tpse_loss(params):
         outputs = _apply(model, state.replace(params=params), batch, rng)
-        return tacotron2_loss(outputs, batch, cfg, jnp.float32(1.0))[1]["tpse_loss"]
+        return objective_from_config(cfg, model).loss(outputs, batch, jnp.float32(1.0))[1]["tpse_loss"]
 
     grads = jax.grad(tpse_loss)(state.params)
     norms = {k: float(optax.tree.norm(v)) for k, v in grads.items()}
@@ -143,13 +139,13 @@ def test_tpse_loss_trains_only_the_style_predictor(t2n_setup):
 
 
 def test_train_step_weights_ctc_gradient_by_gaf(t2n_setup):
-    cfg, model, tx, state, batch = t2n_setup
+    cfg, model, step, state, batch = t2n_setup
     rng = jax.random.fold_in(state.rng, state.step)  # the step's own dropout key
     ga_weight = jnp.float32(cfg.loss.guided_attention.weight)
 
     def terms(params):
         outputs = _apply(model, state.replace(params=params), batch, rng)
-        total, t = tacotron2_loss(outputs, batch, cfg, ga_weight)
+        total, t = objective_from_config(cfg, model).loss(outputs, batch, ga_weight)
         return total, t["mmi_ctc_loss"]
 
     g_main = jax.grad(lambda p: terms(p)[0])(state.params)
@@ -163,9 +159,8 @@ def test_train_step_weights_ctc_gradient_by_gaf(t2n_setup):
     expected_norm = float(optax.tree.norm(jax.tree.map(lambda a, b: a + gaf * b, g_main, g_ctc)))
     main, ctc = terms(state.params)
 
-    step = make_train_step(model, tx, cfg)
     _, metrics = step(jax.tree.map(jnp.copy, state), batch)
-    m = {k: float(v) for k, v in metrics.items()}
+    m = {k: float(v) for k, v in (metrics.means | metrics.states).items()}
     assert m["train/mmi_gaf"] == pytest.approx(gaf, rel=1e-4)
     assert m["train/mmi_ctc_loss"] == pytest.approx(float(ctc), rel=1e-5)
     assert m["train/loss"] == pytest.approx(float(main) + gaf * float(ctc), rel=1e-5)
@@ -242,7 +237,7 @@ def test_trained_gst_model_synthesizes_from_reference_wav_and_each_token(tiny_co
 def two_voice_corpus(tmp_path_factory):
     """A 24-utterance corpus alternating eSpeak's en-us (F0 ~100 Hz) and en-us+f3 (F0 ~200 Hz) voices."""
     from taco_jax.config import AudioConfig, DemoCorpusConfig
-    from taco_jax.data.demo_corpus import build_demo_corpus
+    from taco_jax.demo import build_demo_corpus
 
     root = tmp_path_factory.mktemp("voices")
     cfg = DemoCorpusConfig(n_utterances=24, n_val=4, seed=5, min_seconds=0.8, max_seconds=2.4,
@@ -284,7 +279,7 @@ def test_alignment_consistency_compares_each_fine_step_with_its_covering_coarse_
     fine = jnp.array([[[1.0, 0.0, 0.5], [0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.3, 0.7, 0.0]]])
     coarse = jnp.array([[[0.8, 0.2, 0.0], [0.1, 0.9, 0.7]]])  # r = 6: frames 0-5, 6-11
     # Valid elements: steps 0..2 x tokens 0..1; |1-.8|+|0-.2| = .4, |.5-.8|+|.5-.2| = .6, |0-.1|+|1-.9| = .2
-    got = losses.alignment_consistency_loss(fine, coarse, jnp.array([2]), jnp.array([3]), 3, 6)
+    got = losses.alignment_consistency_loss(fine, coarse, jnp.array([2]), jnp.array([3]), r_fine=3, r_coarse=6)
     np.testing.assert_allclose(float(got), (0.4 + 0.6 + 0.2) / 6, rtol=1e-6)
     with pytest.raises(ConfigError, match="ddc_reduction_factor"):
         load_config(None, ["model.ddc=true", "model.n_frames_per_step=2", "model.ddc_reduction_factor=3"])
@@ -293,12 +288,10 @@ def test_alignment_consistency_compares_each_fine_step_with_its_covering_coarse_
 def test_ddc_train_step_trains_the_coarse_decoder():
     cfg = Config()
     cfg.model = tiny_model_config(ddc=True, ddc_reduction_factor=6)
-    model = build_model(cfg.model, N_SYMBOLS)
-    tx = build_tx(cfg)
-    state = create_train_state(model, tx, 0, 80, init_control_state(cfg))
+    _, state, step = build_trainer(cfg, N_SYMBOLS)
     before = jax.device_get(state.params["decoder_coarse"])
-    state, metrics = make_train_step(model, tx, cfg)(state, random_batch(4, [9, 7], [30, 25], N_SYMBOLS))
-    m = {k: float(v) for k, v in metrics.items()}
+    state, metrics = step(state, random_batch(4, [9, 7], [30, 25], N_SYMBOLS))
+    m = {k: float(v) for k, v in (metrics.means | metrics.states).items()}
     lc = cfg.loss
     expected = (
         m["train/mel_loss"] + m["train/mel_post_loss"] + m["train/gate_loss"]

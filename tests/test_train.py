@@ -7,16 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_batch, tiny_train_config
+from conftest import build_trainer, random_batch, tiny_train_config
 
 from taco_jax.checkpoint import CheckpointError, restore_model
 from taco_jax.config import load_config
-from taco_jax.control.build import build_tx
-from taco_jax.model import build_model
 from taco_jax.text import get_symbol_table
 from taco_jax.train.loop import train
-from taco_jax.train.state import count_params, create_train_state
-from taco_jax.train.step import make_train_step
+from taco_jax.train.state import count_params
 
 
 @pytest.mark.slow
@@ -24,14 +21,11 @@ def test_nvidia_config_builds_full_model_and_steps():
     cfg = load_config("configs/nvidia_ljspeech.yaml")
     table = get_symbol_table(cfg.text.symbols)
     assert len(table) == 148
-    model = build_model(cfg.model, len(table))
-    tx = build_tx(cfg)
-    state = create_train_state(model, tx, 0, 80)
+    _, state, step = build_trainer(cfg, len(table))
     assert 28.1e6 < count_params(state.params) < 28.3e6  # NVIDIA's published 28,193,153 (+ its 4 BN scales)
     before = jax.tree.map(np.array, state.params)
-    step = make_train_step(model, tx, cfg)
     state, metrics = step(state, random_batch(0, [12, 11], [20, 19], len(table)))
-    assert np.isfinite(float(metrics["train/loss"])) and float(metrics["train/grad_norm"]) > 0
+    assert np.isfinite(float(metrics.means["train/loss"])) and float(metrics.means["train/grad_norm"]) > 0
     moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - b).max()), state.params, before)
     assert min(jax.tree.leaves(moved)) > 0  # every parameter received an update
     assert int(state.step) == 1

@@ -2,7 +2,7 @@
 
 Layout: `<cache_dir>/<hash of the AudioConfig>/<sha1 of (abspath, size, mtime_ns)>.npy`. Changing any audio
 setting selects a fresh sub-directory, and editing a wav changes its key, so a stale mel is never served.
-Files are written to a temp name in the same directory and renamed, so a crash never leaves a truncated .npy.
+Files are written through taco_jax.files.atomic_output, so a crash never leaves a truncated .npy.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 
 import numpy as np
 import platformdirs
 
 from taco_jax.audio import AudioError, load_wav, mel_spectrogram
 from taco_jax.config import AudioConfig
+from taco_jax.files import atomic_output
 
 # Bump when the mel computation changes in a way the AudioConfig does not capture.
 _MEL_VERSION = 1
@@ -85,13 +85,6 @@ class MelCache:
         return mel
 
     def _store(self, path: str, mel: np.ndarray) -> None:
-        os.makedirs(self.dir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-", suffix=".npy")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, mel, allow_pickle=False)
-            os.replace(tmp, path)  # atomic on POSIX and Windows; concurrent writers just race to equal content
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        """Write mel [frames, n_mels] float32 to `path` atomically; concurrent writers race to equal content."""
+        with atomic_output(path) as tmp, open(tmp, "wb") as f:
+            np.save(f, mel, allow_pickle=False)

@@ -14,13 +14,14 @@ import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import grain
 import numpy as np
 from tqdm.auto import tqdm
 
 from taco_jax.audio import AudioError
+from taco_jax.batch import Batch, EvalBatch
 from taco_jax.config import Config
 from taco_jax.data.filelist import DataError, Utterance, read_filelist
 from taco_jax.data.mel_cache import MelCache
@@ -53,30 +54,6 @@ class Item:
     source: str
     wav_path: str = ""
     transcript: str = ""
-
-
-class Batch(NamedTuple):
-    """A padded batch with a fixed bucket shape (N, T) = (text_len, mel_frames).
-
-    text: int32 [B, N], 0-padded. text_len: int32 [B] true token counts.
-    mel: float32 [B, T, n_mels], 0-padded. mel_len: int32 [B] true frame counts.
-    gate: float32 [B, T]: 0 before the last valid frame, 1 from frame mel_len-1 on (padding included).
-    speaker: int32 [B].
-    """
-
-    text: np.ndarray
-    text_len: np.ndarray
-    mel: np.ndarray
-    mel_len: np.ndarray
-    gate: np.ndarray
-    speaker: np.ndarray
-
-
-class EvalBatch(NamedTuple):
-    """An evaluation batch; rows [0, n_real) are distinct items, rows [n_real, B) repeat them as padding."""
-
-    batch: Batch
-    n_real: int
 
 
 @dataclass
@@ -455,7 +432,7 @@ def build_data(cfg: Config, progress: bool = True) -> DataBundle:
     table = get_symbol_table(cfg.text.symbols)
     cache = MelCache(cfg.data.cache_dir or None, cfg.audio)
     if cfg.data.corpus == "demo":
-        from taco_jax.data.demo_corpus import build_demo_corpus  # lazy: only the demo needs the synthesizer
+        from taco_jax.demo import build_demo_corpus  # lazy: only the demo needs the synthesizer
 
         train_path, val_path = build_demo_corpus(cfg.data.demo, cfg.audio, progress=progress)
         train_path, val_path = os.fspath(train_path), os.fspath(val_path)

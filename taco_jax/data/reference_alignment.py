@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from taco_jax.data.demo_corpus import WordTiming
+from taco_jax.demo.espeak import WordTiming
 
 
 def reference_path(

@@ -9,10 +9,10 @@ for each of them: three weight-sized streams per step. Here the reverse loop com
 gradients (one stream, through pre-transposed weights) and keeps each step's gate-pre-activation
 gradients; the weight gradients are then one large matmul each over all T*B rows, after the loop.
 
-The forward pass is the same computation as `decoder.decoder_step` under `lax.scan` (same functions, same
-order of operations); it saves the gate pre-activations and states as residuals. The small pieces of a
-step (LSTM nonlinearities, location-sensitive attention) are differentiated with `jax.vjp` inside the
-reverse loop, from the saved residuals, so only the big products are written by hand.
+The forward pass is `recurrence.decoder_step` under `lax.scan`, the step the plain-autodiff path runs too;
+it saves the gate pre-activations and states as residuals. The small pieces of a step (LSTM nonlinearities,
+location-sensitive attention) are differentiated with `jax.vjp` inside the reverse loop, from the saved
+residuals, so only the big products are written by hand.
 """
 
 from __future__ import annotations
@@ -23,28 +23,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from taco_jax.model.decoder import StepInputs, attention_cell, decoder_cell
-
-
-class RecurrentWeights(NamedTuple):
-    """The large matrices of the recurrence (gate blocks i, f, g, o in each 4H)."""
-
-    att_hh: jax.Array  # [Ha, 4Ha] attention LSTM, hidden columns
-    context: jax.Array  # [M, 4Ha + 4Hd] both LSTMs' context columns
-    dec_att: jax.Array  # [Ha, 4Hd] decoder LSTM, attention-hidden columns
-    dec_hh: jax.Array  # [Hd, 4Hd] decoder LSTM, hidden columns
-    dec_bias: jax.Array  # [4Hd]
-
-
-class AttentionParams(NamedTuple):
-    """Everything attention reads that gets a gradient (small next to RecurrentWeights)."""
-
-    query: jax.Array  # [Ha, A]
-    v: jax.Array  # [A, 1]
-    location_conv: jax.Array  # [K, 2, F]
-    location_dense: jax.Array  # [F, A]
-    memory: jax.Array  # [B, N, M]
-    processed_memory: jax.Array  # [B, N, A]
+from taco_jax.model.recurrence import (
+    AttentionParams,
+    RecurrentWeights,
+    StepInputs,
+    attention_cell,
+    decoder_cell,
+    decoder_step,
+    initial_state,
+    step_features,
+)
 
 
 class _Residuals(NamedTuple):
@@ -61,44 +49,21 @@ class _Residuals(NamedTuple):
     context: jax.Array  # [T, B, M]
 
 
-def _step_inputs(attn: AttentionParams, text_mask: jax.Array, mask_value: float) -> StepInputs:
-    return StepInputs(
-        attn.memory, attn.processed_memory, text_mask, attn.location_conv, attn.location_dense, None, None, mask_value
-    )
-
-
-def _attention(attn: AttentionParams, text_mask, mask_value, z_att, att_c, weights, weights_cum, keep_att):
-    return attention_cell(
-        z_att, att_c, weights, weights_cum, keep_att, attn.query, attn.v, _step_inputs(attn, text_mask, mask_value)
-    )
-
-
 def _forward(
-    mask_value, unroll, prenet_proj, attn: AttentionParams, w: RecurrentWeights, keep_att, keep_dec, text_mask
-):
+    mask_value: float, unroll: int, prenet_proj: jax.Array, attn: AttentionParams, w: RecurrentWeights,
+    keep_att: jax.Array, keep_dec: jax.Array, text_mask: jax.Array,
+) -> tuple[tuple[jax.Array, jax.Array], _Residuals]:  # fmt: skip
     """The recurrence; returns ((features [T, B, Hd + M], weights [T, B, N]), residuals)."""
-    _, b, four_ha = prenet_proj.shape
-    n = attn.memory.shape[1]
-    ha, hd = w.att_hh.shape[0], w.dec_hh.shape[0]
-    dtype = prenet_proj.dtype
-    zeros = lambda *shape: jnp.zeros(shape, dtype)  # noqa: E731
-    init = (zeros(b, ha), zeros(b, ha), zeros(b, hd), zeros(b, hd), zeros(b, n), zeros(b, n), zeros(b, four_ha))
+    inputs = StepInputs(attn, w, text_mask, mask_value)
 
-    def body(carry, xs):
-        att_h, att_c, dec_h, dec_c, weights, weights_cum, context_att = carry
+    def body(state, xs):
         x, ka, kd = xs
-        z_att = x + context_att + att_h @ w.att_hh
-        att_h, att_c, weights, weights_cum, context = _attention(
-            attn, text_mask, mask_value, z_att, att_c, weights, weights_cum, ka
-        )
-        context_att, context_dec = jnp.split(context @ w.context, [four_ha], axis=-1)
-        z_dec = att_h @ w.dec_att + context_dec + dec_h @ w.dec_hh + w.dec_bias
-        dec_h, dec_c = decoder_cell(z_dec, dec_c, kd)
-        carry = (att_h, att_c, dec_h, dec_c, weights, weights_cum, context_att)
-        return carry, _Residuals(z_att, z_dec, att_h, att_c, dec_h, dec_c, weights, weights_cum, context)
+        s, (z_att, z_dec) = decoder_step(state, x, inputs, ka, kd)
+        return s, _Residuals(z_att, z_dec, s.att_h, s.att_c, s.dec_h, s.dec_c, s.weights, s.weights_cum, s.context)
 
+    init = initial_state(attn.memory, w.att_hh.shape[0], w.dec_hh.shape[0])
     _, res = jax.lax.scan(body, init, (prenet_proj, keep_att, keep_dec), unroll=unroll)
-    return (jnp.concatenate([res.dec_h, res.context], -1), res.weights), res
+    return (step_features(res.dec_h, res.context), res.weights), res
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1))
@@ -117,7 +82,7 @@ def decode_teacher_forced(
     prenet_proj [T, B, 4Ha]: the prenet output's attention-LSTM term plus that LSTM's bias, per step.
     keep_att [T, B, Ha], keep_dec [T, B, Hd]: dropout keep masks (scaled by 1/(1-p); ones for none).
     text_mask [B, N] bool. Returns (features [T, B, Hd + M] = dec_h || context, attention weights [T, B, N]),
-    equal to `lax.scan` over `decoder.decoder_step`. No gradient flows to the masks.
+    equal to `lax.scan` over `recurrence.decoder_step`. No gradient flows to the masks.
     """
     return _forward(mask_value, unroll, prenet_proj, attn, w, keep_att, keep_dec, text_mask)[0]
 
@@ -158,7 +123,7 @@ def _bwd(mask_value, unroll, saved, cotangents):
         g_context_proj = jnp.concatenate([g_z_att_next, g_z_dec], axis=-1)  # of context @ w.context
         g_from_dec = g_z_dec @ dec_t
         _, att_vjp = jax.vjp(
-            lambda a, z, c, wt, wc: _attention(a, text_mask, mask_value, z, c, wt, wc, ka),
+            lambda a, z, c, wt, wc: attention_cell(z, c, wt, wc, ka, a, text_mask, mask_value),
             attn, z_att, att_c_prev, weights_prev, weights_cum_prev,
         )  # fmt: skip
         g_attn_t, g_z_att, g_att_c_prev, g_weights_prev, g_weights_cum_prev = att_vjp(

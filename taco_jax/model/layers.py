@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from taco_jax.model.recurrence import lstm_update
+
 GAINS = {"linear": 1.0, "relu": math.sqrt(2.0), "tanh": 5.0 / 3.0, "sigmoid": 1.0}
 
 
@@ -105,13 +107,6 @@ class LSTMParams(nn.Module):
             "w_hh": self.param("w_hh", uniform, (h, 4 * h)),
             "bias": self.param("bias", summed_bias, (4 * h,)),
         }
-
-
-def lstm_update(gates: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """PyTorch-semantics LSTM cell update from pre-activations [B, 4H] (gate blocks i, f, g, o) -> (h', c')."""
-    i, f, g, o = jnp.split(gates, 4, axis=-1)
-    c_new = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-    return jax.nn.sigmoid(o) * jnp.tanh(c_new), c_new
 
 
 def reverse_padded(x: jax.Array, lengths: jax.Array) -> jax.Array:

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from taco_jax.config import ModelConfig
+from taco_jax.losses import sequence_mask
 from taco_jax.model.decoder import Decoder
 from taco_jax.model.encoder import Encoder
 from taco_jax.model.layers import ConvBNStack, LinearNorm
@@ -43,10 +44,6 @@ class InferenceOutputs(NamedTuple):
     alignments: jax.Array  # [B, S, N]
     lengths: jax.Array  # [B] int32, frames (decoder steps * r)
     stopped: jax.Array  # [B] bool, True when the gate ended the item (not max_decoder_steps)
-
-
-def sequence_mask(lengths: jax.Array, max_len: int) -> jax.Array:
-    return jnp.arange(max_len)[None, :] < lengths[:, None]
 
 
 def memory_width(cfg: ModelConfig) -> int:
@@ -126,7 +123,7 @@ class Tacotron2(nn.Module):
 
     def encode(self, text: jax.Array, text_len: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
         """text [B, N] int32 -> (memory [B, N, M], text_mask [B, N])."""
-        mask = sequence_mask(text_len, text.shape[1])
+        mask = sequence_mask(text_len, max_len=text.shape[1])
         memory = self.encoder(self.embedding(text), text_len, mask, train)
         return memory, mask
 
@@ -181,12 +178,12 @@ class Tacotron2(nn.Module):
         memory = self._with_speaker(memory, speaker)
         mel_out, gate, alignments, mmi_features = self.decoder(memory, text_mask, mel, train)
         mi_logits = self.mi(mmi_features, train) if c.mmi else None
-        frame_mask = sequence_mask(mel_len, mel.shape[1])
+        frame_mask = sequence_mask(mel_len, max_len=mel.shape[1])
         coarse_mel = coarse_alignments = None
         if c.ddc:
             coarse_mel, coarse_alignments = self._coarse_decode(memory, text_mask, mel, frame_mask, train)
         mel_post = self._postnet(mel_out, frame_mask, train)
-        step_mask = sequence_mask((mel_len + r - 1) // r, gate.shape[1])
+        step_mask = sequence_mask((mel_len + r - 1) // r, max_len=gate.shape[1])
         keep = frame_mask[..., None]
         return Tacotron2Outputs(
             jnp.where(keep, mel_out, 0.0), jnp.where(keep, mel_post, 0.0), jnp.where(step_mask, gate, 1e3), alignments,
@@ -223,7 +220,7 @@ class Tacotron2(nn.Module):
             memory, text_mask, steps, c.gate_threshold, use_dropout
         )
         lengths = step_len * r
-        frame_mask = sequence_mask(lengths, mel.shape[1])
+        frame_mask = sequence_mask(lengths, max_len=mel.shape[1])
         mel_post = self._postnet(mel, frame_mask, train=False)
         keep = frame_mask[..., None]
         return InferenceOutputs(

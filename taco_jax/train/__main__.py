@@ -12,7 +12,12 @@ from taco_jax.logging_setup import setup_logging
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m taco_jax.train", description="Train a Tacotron 2.")
+    parser = argparse.ArgumentParser(
+        prog="python -m taco_jax.train",
+        description="Train a Tacotron 2. Process-wide default of this command (not of the train() API): with "
+        "run.retain_host_memory (on by default) glibc keeps freed memory mapped and JAX dispatches CPU work "
+        "synchronously, so XLA's per-step working memory is not faulted in afresh every step.",
+    )
     parser.add_argument("--config", help="YAML config (e.g. configs/demo.yaml); with --resume, defaults to the run's")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted config override")
     parser.add_argument("--resume", action="store_true", help="continue the latest run of this run.name")
@@ -27,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = load_config(args.config, args.set)
         from taco_jax.train.host_memory import retain_host_memory
 
-        retain_host_memory(cfg.run.retain_host_memory)  # before anything creates a JAX backend
+        retain_host_memory(cfg.run.retain_host_memory)  # this command's default; before any JAX backend exists
         # Before any JAX computation; from this command's config/environment, never from a stored run config
         # (which holds process 0's id).
         from taco_jax.train.parallel import initialize_distributed, shutdown_distributed

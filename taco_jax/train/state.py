@@ -17,7 +17,7 @@ class TrainState(flax.struct.PyTreeNode):
     params: Any
     batch_stats: Any
     opt_state: optax.OptState  # includes the clip-threshold, LR-scale and non-finite-guard controllers
-    control: Any  # taco_jax.control.build.ControlState: guided-attention multiplier and training phase
+    control: Any  # taco_jax.train.controllers.ControlState: guided-attention multiplier and training phase
     rng: jax.Array  # base PRNG key; step keys are fold_in(rng, step)
 
 
@@ -34,14 +34,9 @@ def init_variables(model: Tacotron2, key: jax.Array, n_mels: int, r: int) -> dic
 
 
 def create_train_state(
-    model: Tacotron2, tx: optax.GradientTransformation, seed: int, n_mels: int, control: Any = None
+    model: Tacotron2, tx: optax.GradientTransformation, seed: int, n_mels: int, control: Any
 ) -> TrainState:
-    """Fresh state; `control` defaults to the controllers' initial state under the default config."""
-    if control is None:
-        from taco_jax.config import Config
-        from taco_jax.control.build import init_control_state
-
-        control = init_control_state(Config())
+    """Fresh state: parameters from `seed`, ``tx.init(params)``, and `control` (``Controllers.init()``)."""
     key = jax.random.PRNGKey(seed)
     k_init, k_train = jax.random.split(key)
     variables = init_variables(model, k_init, n_mels, model.cfg.n_frames_per_step)

@@ -1,19 +1,16 @@
-"""Text -> mel -> wav: the synthesis API and CLI.
+"""Text -> mel -> wav: the synthesis API (the command line is `python -m taco_jax.synthesize`, see __main__).
 
-    python -m taco_jax.synthesize --checkpoint RUN_OR_CKPT (--text "..." | --text-file F) --out-dir D
-        [--reference-wav W | --style-token K] [--style-scale S]     (models with GST)
-
-writes per input line NNN.wav (Griffin-Lim), NNN.png (alignment), NNN.npy (log-mel [frames, n_mels]) and
-report.json (a list, in input order, of {text, frames, seconds, stopped, wav, mel}).
+`load_synthesizer(checkpoint)` gives a `Synthesizer`; calling it on sentences gives one `Synthesis` each
+(log-mel, alignment, gate); `write_outputs` writes per sentence NNN.wav (Griffin-Lim), NNN.png (alignment),
+NNN.npy (log-mel [frames, n_mels]) and report.json (a list, in input order, of
+{text, frames, seconds, stopped, wav, mel}).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,18 +19,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from taco_jax.audio import griffin_lim, load_wav, mel_spectrogram, save_wav
-from taco_jax.config import Config, write_text_atomic
-from taco_jax.logging_setup import setup_logging
+from taco_jax.config import Config
+from taco_jax.files import atomic_output, write_text_atomic
 from taco_jax.model import Tacotron2
 from taco_jax.text import SymbolTable, text_to_sequence
 
-log = logging.getLogger("taco_jax.synthesize")
+log = logging.getLogger(__name__)
 
 TEXT_PAD_MULTIPLE = 32  # text lengths are padded to a multiple of this to bound recompilation
 
 
 @dataclass
 class Synthesis:
+    """One sentence's free-running synthesis."""
+
     text: str
     mel: np.ndarray  # [frames, n_mels] log-mel after the postnet
     alignment: np.ndarray  # [decoder steps, tokens]
@@ -53,11 +52,16 @@ class Style:
 
     @classmethod
     def from_wav(cls, path: str, cfg: Config, scale: float = 1.0) -> Style:
+        """The style of a recording: its log-mel under `cfg.audio` (resampled to the model's rate)."""
         return cls(reference=mel_spectrogram(load_wav(path, cfg.audio.sampling_rate), cfg.audio), scale=scale)
 
 
 class Synthesizer:
-    """Batched free-running synthesis from a model and its variables."""
+    """Batched free-running synthesis from a model and its variables.
+
+    `variables` is the Flax variables dict ({"params": ..., "batch_stats": ...}); `seed` the key of the prenet
+    dropout at inference (when the config keeps it on); `speaker` the speaker id of multi-speaker models.
+    """
 
     def __init__(
         self, cfg: Config, model: Tacotron2, variables, table: SymbolTable, seed: int = 0, style: Style | None = None,
@@ -80,6 +84,8 @@ class Synthesizer:
         )  # fmt: skip
 
     def encode(self, text: str) -> np.ndarray:
+        """Token ids (int32 [tokens]) of `text` after the config's cleaners; characters outside the table are
+        dropped with a warning."""
         ids, unknown = text_to_sequence(text, self.table, self.cfg.text.cleaners, self.cfg.text.add_eos)
         if unknown:
             log.warning("dropped characters not in the symbol table: %s (text: %r)", dict(unknown), text)
@@ -88,6 +94,8 @@ class Synthesizer:
         return ids
 
     def __call__(self, texts: Sequence[str], batch_size: int = 8, variables=None) -> list[Synthesis]:
+        """Synthesize `texts` in batches of `batch_size` (one result each, in order); `variables` replaces the
+        synthesizer's own for this call (the trainer passes its current weights)."""
         variables = self.variables if variables is None else variables
         results: list[Synthesis] = []
         encoded = [self.encode(t) for t in texts]
@@ -119,6 +127,7 @@ class Synthesizer:
         return results
 
     def vocode(self, mel: np.ndarray, n_iters: int | None = None) -> np.ndarray:
+        """Griffin-Lim waveform (float32 [samples] at cfg.audio.sampling_rate) of a log-mel [frames, n_mels]."""
         return griffin_lim(mel, self.cfg.audio, n_iters or self.cfg.run.griffin_lim_iters)
 
 
@@ -133,9 +142,8 @@ def write_outputs(synth: Synthesizer, results: list[Synthesis], out_dir: str) ->
         stem = f"{i:03d}"
         save_wav(os.path.join(out_dir, f"{stem}.wav"), synth.vocode(res.mel), sr)
         save_png(os.path.join(out_dir, f"{stem}.png"), plot_alignment(res.alignment, res.text[:60]))
-        tmp = os.path.join(out_dir, f".{stem}.tmp.npy")
-        np.save(tmp, res.mel)
-        os.replace(tmp, os.path.join(out_dir, f"{stem}.npy"))
+        with atomic_output(os.path.join(out_dir, f"{stem}.npy")) as tmp:
+            np.save(tmp, res.mel)
         report.append(
             {
                 "text": res.text,
@@ -154,6 +162,8 @@ def load_synthesizer(
     checkpoint: str, overrides: Sequence[str] = (), seed: int = 0, reference_wav: str | None = None,
     style_token: int | None = None, style_scale: float = 1.0, speaker: int | None = None,
 ) -> Synthesizer:  # fmt: skip
+    """A Synthesizer for a run directory, checkpoints directory or step directory, with config `overrides`
+    ("key=value"); GST models take a `reference_wav` or a `style_token`, scaled by `style_scale`."""
     from taco_jax.checkpoint import restore_model, restore_symbols
 
     cfg, model, variables = restore_model(checkpoint, overrides)
@@ -162,42 +172,3 @@ def load_synthesizer(
     else:
         style = Style(token=style_token, scale=style_scale)
     return Synthesizer(cfg, model, variables, restore_symbols(checkpoint), seed, style, speaker)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m taco_jax.synthesize", description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="run directory, checkpoints directory or step directory")
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--text", action="append", help="a sentence to synthesize (repeatable)")
-    group.add_argument("--text-file", help="a UTF-8 file with one sentence per line")
-    parser.add_argument("--out-dir", required=True)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
-    style = parser.add_mutually_exclusive_group()
-    style.add_argument("--reference-wav", help="GST models: speak in the style of this recording")
-    style.add_argument("--style-token", type=int, help="GST models: speak in the style of this token alone")
-    parser.add_argument("--style-scale", type=float, default=1.0, help="GST models: style strength")
-    parser.add_argument("--speaker", type=int, help="multi-speaker models: the speaker id")
-    args = parser.parse_args(argv)
-    setup_logging()
-    if args.text_file:
-        with open(args.text_file, encoding="utf-8") as f:
-            texts = [line.strip() for line in f if line.strip()]
-        if not texts:
-            parser.error(f"{args.text_file}: no non-empty lines")
-    else:
-        texts = args.text
-    synth = load_synthesizer(
-        args.checkpoint, args.set, args.seed, args.reference_wav, args.style_token, args.style_scale, args.speaker
-    )
-    results = synth(texts, batch_size=args.batch_size)
-    report = write_outputs(synth, results, args.out_dir)
-    for item in report:
-        status = "stopped" if item["stopped"] else "hit max_decoder_steps"
-        print(f"{item['wav']}: {item['seconds']:.2f} s, {status}: {item['text']}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

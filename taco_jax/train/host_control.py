@@ -1,0 +1,84 @@
+"""Control that lives on the host between steps: non-finite rollbacks and early stopping.
+
+Their state (`HostControl`) is saved in each checkpoint's metadata, so a resumed run continues both exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from taco_jax.checkpoint import Checkpointer
+from taco_jax.config import EarlyStoppingConfig, NonFiniteConfig
+from taco_jax.control import improvement
+from taco_jax.control import optim as opt_readers
+from taco_jax.train.state import TrainState
+
+log = logging.getLogger("taco_jax.train")
+
+__all__ = ["HostControl", "TrainingDiverged", "rollback"]
+
+
+class TrainingDiverged(RuntimeError):
+    """Training kept producing non-finite steps after the configured number of rollbacks."""
+
+
+@dataclass
+class HostControl:
+    """Host-side controller state (saved in checkpoint metadata): rollbacks, early stopping."""
+
+    rollbacks: int = 0
+    es_best: float = float("inf")  # best val/loss so far (the plateau rule's best)
+    es_best_step: int = 0
+    es_bad_evals: int = 0  # evaluations since es_best improved
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> HostControl:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+    def early_stop(self, val_loss: float, step: int, pre_alignment: bool, es: EarlyStoppingConfig) -> bool:
+        """Patience on val/loss (`taco_jax.control.improvement`); never during pre-alignment."""
+        improved, best = improvement(jnp.float32(self.es_best), jnp.float32(val_loss), es.min_delta)
+        if bool(improved):
+            self.es_best, self.es_best_step, self.es_bad_evals = float(best), step, 0
+            return False
+        self.es_bad_evals += 1
+        return es.enabled and not pre_alignment and self.es_bad_evals >= es.patience
+
+
+def rollback(
+    state: TrainState, step: int, host: HostControl, ckpt: Checkpointer, first_state: Any, nf: NonFiniteConfig
+) -> TrainState:
+    """Restore the last checkpoint (or the starting state) and lower its LR scale; the data go on.
+
+    Raises:
+      TrainingDiverged: after `nf.max_rollbacks` rollbacks.
+    """
+    host.rollbacks += 1
+    good = ckpt.latest_step()
+    if host.rollbacks > nf.max_rollbacks:
+        raise TrainingDiverged(
+            f"step {step}: {nf.max_consecutive} consecutive non-finite steps after {nf.max_rollbacks} rollbacks "
+            f"(control.nonfinite.max_rollbacks); stopping. Last checkpoint: "
+            f"{good if good is not None else 'none'} in {ckpt.directory}"
+        )
+    if good is not None:
+        restored, _ = ckpt.restore(good, target=state)
+        source = f"checkpoint step {good}"
+    else:
+        restored, source = jax.device_put(first_state), f"the starting state (step {int(first_state.step)})"
+    before = float(opt_readers.lr_scale(restored.opt_state))
+    restored = restored.replace(opt_state=opt_readers.lower_lr_scale(restored.opt_state, nf.lr_factor, 0.0))
+    log.warning(
+        "step %d: %d consecutive non-finite steps -> rollback %d/%d to %s, LR scale %.3g -> %.3g",
+        step, nf.max_consecutive, host.rollbacks, nf.max_rollbacks, source, before,
+        float(opt_readers.lr_scale(restored.opt_state)),
+    )  # fmt: skip
+    return restored

@@ -219,6 +219,18 @@ def test_consecutive_nonfinite_batches_roll_back_once(tiny_corpus, tmp_path, mon
     assert records[-1]["train/lr_scale"] == 0.5
 
 
+def test_each_rollback_lowers_the_learning_rate_further(tiny_corpus, tmp_path, monkeypatch, caplog):
+    _inject_faults(monkeypatch, {4, 5, 6, 7})  # steps 5 and 6 fail twice over; the last checkpoint is step 4's
+    cfg = tiny_train_config(tiny_corpus, tmp_path, "run.max_steps=8", "run.log_every=1", "run.eval_every=2",
+                            "control.nonfinite.max_consecutive=2")  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="taco_jax"):
+        result = loop.train(cfg)
+    assert result.step == 8
+    assert "rollback 1/3 to checkpoint step 4, LR scale 1 -> 0.5" in caplog.text
+    assert "rollback 2/3 to checkpoint step 4, LR scale 1 -> 0.25" in caplog.text  # not 1 -> 0.5 again
+    assert [r for r in _records(result.run_dir) if "train/lr_scale" in r][-1]["train/lr_scale"] == 0.25
+
+
 def test_rollbacks_are_bounded(tiny_corpus, tmp_path, monkeypatch):
     _inject_faults(monkeypatch, set(range(100)))
     cfg = tiny_train_config(tiny_corpus, tmp_path, "run.max_steps=20", "control.nonfinite.max_consecutive=1",

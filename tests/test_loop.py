@@ -122,3 +122,32 @@ def test_callbacks_see_log_and_eval_metrics_and_can_stop(tiny_corpus, tmp_path, 
     assert final["stop_reason"] == "callback"
     phase_lines = [r for r in caplog.records if "phase pre_alignment -> alignment_learning" in r.getMessage()]
     assert len(phase_lines) == 1  # one line per change, at the evaluation that caused it
+
+
+def test_a_new_run_never_reuses_a_deleted_runs_number(tmp_path, monkeypatch):
+    from taco_jax.config import load_config
+    from taco_jax.train import run_dir
+
+    cfg = load_config(None, [f"run.out_dir={tmp_path}", "run.name=g"])
+    for name in ("g", "g-3"):  # g-2 was deleted
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.yaml").write_text(name)
+    assert run_dir.create_run_dir(cfg) == tmp_path / "g-4"
+    assert run_dir.choose_run_dir(cfg, resume=True) == tmp_path / "g-4"
+
+    # Another process creates the chosen directory between the choice and the mkdir: this run takes the next.
+    real_choose = run_dir.choose_run_dir
+    calls = []
+
+    def racing_choose(cfg, resume):
+        chosen = real_choose(cfg, resume)
+        if not calls:
+            chosen.mkdir()
+            (chosen / "config.yaml").write_text("the other run's")
+        calls.append(chosen)
+        return chosen
+
+    monkeypatch.setattr(run_dir, "choose_run_dir", racing_choose)
+    assert run_dir.create_run_dir(cfg) == tmp_path / "g-6"
+    assert (tmp_path / "g-5" / "config.yaml").read_text() == "the other run's"
+    assert (tmp_path / "g-3" / "config.yaml").read_text() == "g-3"

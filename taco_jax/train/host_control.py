@@ -35,6 +35,7 @@ class HostControl:
     es_best: float = float("inf")  # best val/loss so far (the plateau rule's best)
     es_best_step: int = 0
     es_bad_evals: int = 0  # evaluations since es_best improved
+    rollback_scale: float = 1.0  # the LR scale the last rollback set (each rollback goes below it)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -56,7 +57,11 @@ class HostControl:
 def rollback(
     state: TrainState, step: int, host: HostControl, ckpt: Checkpointer, first_state: Any, nf: NonFiniteConfig
 ) -> TrainState:
-    """Restore the last checkpoint (or the starting state) and lower its LR scale; the data go on.
+    """Restore the last checkpoint (or the starting state) and lower the LR scale; the data go on.
+
+    The new scale is ``lr_factor`` x the lower of the restored state's scale and the scale the previous rollback
+    set, so every retry runs at a lower learning rate than the one before, also when both restore the same
+    checkpoint (whose own scale predates the first rollback).
 
     Raises:
       TrainingDiverged: after `nf.max_rollbacks` rollbacks.
@@ -75,7 +80,10 @@ def rollback(
     else:
         restored, source = jax.device_put(first_state), f"the starting state (step {int(first_state.step)})"
     before = float(opt_readers.lr_scale(restored.opt_state))
-    restored = restored.replace(opt_state=opt_readers.lower_lr_scale(restored.opt_state, nf.lr_factor, 0.0))
+    target = min(before, host.rollback_scale) * nf.lr_factor
+    factor = target / before if before > 0 else 1.0
+    restored = restored.replace(opt_state=opt_readers.lower_lr_scale(restored.opt_state, factor, 0.0))
+    host.rollback_scale = float(opt_readers.lr_scale(restored.opt_state))
     log.warning(
         "step %d: %d consecutive non-finite steps -> rollback %d/%d to %s, LR scale %.3g -> %.3g",
         step, nf.max_consecutive, host.rollbacks, nf.max_rollbacks, source, before,

@@ -33,7 +33,7 @@ from taco_jax.train.host_control import HostControl, TrainingDiverged, rollback
 from taco_jax.train.metrics_log import MetricWindow
 from taco_jax.train.objective import objective_from_config
 from taco_jax.train.parallel import barrier, data_mesh, is_primary, replicate, shard_batch
-from taco_jax.train.run_dir import choose_run_dir, file_logging
+from taco_jax.train.run_dir import choose_run_dir, create_run_dir, file_logging
 from taco_jax.train.state import TrainState, count_params, create_train_state
 from taco_jax.train.step import jit_train_step
 from taco_jax.train.warm_start import load_warm_start, warm_start_params
@@ -112,11 +112,15 @@ def train(
     from a notebook, call `taco_jax.train.host_memory.retain_host_memory()` first if you want it.
     """
     progress = (cfg.run.progress_bar if progress is None else progress) and is_primary()
-    run_dir = choose_run_dir(cfg, resume)
-    barrier("run_dir chosen")  # every process picks the same directory before one of them creates it
     if resume:
+        run_dir = choose_run_dir(cfg, resume=True)
         log.info("resuming %s", run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    elif jax.process_count() == 1:
+        run_dir = create_run_dir(cfg)
+    else:  # every process picks the same directory before one of them creates it
+        run_dir = choose_run_dir(cfg, resume=False)
+        barrier("run_dir chosen")
+        run_dir.mkdir(parents=True, exist_ok=True)
     with file_logging(run_dir if is_primary() else None):
         run = _setup(cfg, run_dir, resume, warm_start, ignore, progress, callbacks)
         try:

@@ -377,3 +377,46 @@ def test_adam_state_converts_and_training_resumes(tiny_corpus, tmp_path):
         if isinstance(s, optax.ScaleByAdamState)
     ]  # fmt: skip
     assert len(adam) == 1 and int(adam[0].count) == 3
+
+
+NOT_CHECKPOINTS = {"random": bytes(range(256)) * 4, "empty": b"", "text": b"hello, this is a text file\n"}
+
+
+@pytest.mark.parametrize("kind", NOT_CHECKPOINTS)
+@pytest.mark.parametrize("trust", [False, True])
+def test_a_file_that_is_not_a_checkpoint_is_named_as_such(tmp_path, kind, trust):
+    """Bytes that are no torch file are 'not a PyTorch checkpoint', never a reason to turn off the pickle check."""
+    path = tmp_path / "random.bin"
+    path.write_bytes(NOT_CHECKPOINTS[kind])
+    with pytest.raises(CheckpointFileError, match="not a PyTorch checkpoint") as err:
+        torch_to_taco_jax(path, tmp_path / "out", trust_pickle=trust)
+    assert "--trust-pickle" not in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_on_random_bytes_exits_2_without_trust_pickle_advice(tmp_path):
+    """The script's one-line error for random bytes, with and without --trust-pickle: no advice, no traceback."""
+    path = tmp_path / "random.bin"
+    path.write_bytes(NOT_CHECKPOINTS["random"])
+    for extra in ([], ["--trust-pickle"]):
+        done = _run_tool(str(path), str(tmp_path / "out"), *extra)
+        assert done.returncode == 2 and done.stderr.startswith("error: "), done.stderr
+        assert "not a PyTorch checkpoint" in done.stderr and "--trust-pickle" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_trusted_checkpoint_that_cannot_be_unpickled_is_a_clear_error(tmp_path, monkeypatch):
+    """A real torch file pickling a class this Python cannot import fails with CheckpointFileError under
+    --trust-pickle (not a raw ModuleNotFoundError)."""
+    import types
+
+    module = types.ModuleType("gone_module_for_test")
+    exec("class Hparams:\n    pass", module.__dict__)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    path = tmp_path / "ckpt.pt"
+    torch.save({"state_dict": tiny_torch_model(1).state_dict(), "hparams": module.Hparams()}, path)
+    monkeypatch.delitem(sys.modules, module.__name__)
+    with pytest.raises(CheckpointFileError, match="--trust-pickle"):  # the file is a checkpoint: advice fits
+        torch_to_taco_jax(path, tmp_path / "p1")
+    with pytest.raises(CheckpointFileError, match="cannot unpickle this checkpoint even with --trust-pickle"):
+        torch_to_taco_jax(path, tmp_path / "p2", trust_pickle=True)

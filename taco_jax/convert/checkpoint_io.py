@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,22 +57,7 @@ def load_torch_checkpoint(path: str | os.PathLike, trust_pickle: bool = False) -
     """
     import torch
 
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if not trust_pickle:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise CheckpointFileError(
-                f"{path}: torch.load(weights_only=True) refused this file: it pickles objects other than tensors "
-                f"and plain containers ({first}). Unpickling runs code from the file: if you trust it, rerun with "
-                f"--trust-pickle."
-            ) from None
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise CheckpointFileError(f"{path}: no such file") from None
-    except Exception as e:
-        raise CheckpointFileError(f"{path}: cannot read PyTorch checkpoint: {e}") from None
-
+    obj = _torch_load(path, trust_pickle)
     extra: dict = {}
     sd: Any = None
     if isinstance(obj, Mapping):
@@ -102,6 +88,78 @@ def load_torch_checkpoint(path: str | os.PathLike, trust_pickle: bool = False) -
             v = v.numpy()
         out[str(k)] = v
     return out, extra
+
+
+class _NoGlobalsUnpickler(pickle.Unpickler):
+    """An unpickler that refuses every global and persistent id, so reading a header runs no code."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"global {module}.{name}")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError("persistent id")
+
+
+def _not_a_checkpoint(path: str | os.PathLike) -> str | None:
+    """Why `path` is not a PyTorch checkpoint, or None when it looks like one: a zip archive holding
+    <name>/data.pkl (torch.save since 1.6) or a legacy stream whose first pickle is torch's magic number.
+
+    Checked before torch.load, whose errors on arbitrary bytes read like a pickle it refused on safety grounds."""
+    from torch.serialization import MAGIC_NUMBER
+
+    if os.path.getsize(path) == 0:
+        return "empty file"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            if any(name == "data.pkl" or name.endswith("/data.pkl") for name in zf.namelist()):
+                return None
+        return "a zip archive without data.pkl"
+    with open(path, "rb") as f:
+        try:
+            first = _NoGlobalsUnpickler(f).load()
+        except Exception:  # noqa: BLE001  # any failure: not a pickle stream at all
+            first = None
+    if isinstance(first, int) and first == MAGIC_NUMBER:
+        return None
+    return "neither a zip archive with data.pkl nor a legacy torch pickle stream"
+
+
+def _torch_load(path: str | os.PathLike, trust_pickle: bool) -> Any:
+    """torch.load(path) with weights_only unless `trust_pickle`; every failure is a CheckpointFileError whose
+    advice fits the cause (--trust-pickle only for a real checkpoint that pickles other objects)."""
+    import torch
+
+    try:
+        why = _not_a_checkpoint(path)
+    except FileNotFoundError:
+        raise CheckpointFileError(f"{path}: no such file") from None
+    except OSError as e:
+        raise CheckpointFileError(f"{path}: cannot read: {e}") from None
+    if why is not None:
+        raise CheckpointFileError(f"{path}: not a PyTorch checkpoint ({why})")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if not trust_pickle:
+            raise CheckpointFileError(
+                f"{path}: torch.load(weights_only=True) refused this file: it pickles objects other than tensors "
+                f"and plain containers ({_first_line(e)}). Unpickling runs code from the file: if you trust it, "
+                f"rerun with --trust-pickle."
+            ) from None
+    except Exception as e:  # noqa: BLE001  # a truncated or corrupt archive: report it, no traceback
+        raise CheckpointFileError(f"{path}: cannot read PyTorch checkpoint: {_first_line(e)}") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001  # e.g. a class the file pickles that this Python cannot import
+        raise CheckpointFileError(
+            f"{path}: cannot unpickle this checkpoint even with --trust-pickle: {_first_line(e)}"
+        ) from None
+
+
+def _first_line(e: BaseException) -> str:
+    """The first line of an exception's message (torch's run to pages), or its type when it has none."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _flatten(tree: Mapping, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:

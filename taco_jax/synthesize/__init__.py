@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,11 +24,29 @@ from taco_jax.audio import griffin_lim, load_wav, mel_spectrogram, save_wav
 from taco_jax.config import Config
 from taco_jax.files import atomic_output, write_text_atomic
 from taco_jax.model import Tacotron2
-from taco_jax.text import SymbolTable, text_to_sequence
+from taco_jax.text import SymbolTable, clean_text, text_to_sequence
 
 log = logging.getLogger(__name__)
 
 TEXT_PAD_MULTIPLE = 32  # text lengths are padded to a multiple of this to bound recompilation
+_ARPABET_GROUP_RE = re.compile(r"\{[^{}]*\}")  # braced ARPAbet bypasses the cleaners (see taco_jax.text)
+
+
+class TextInputError(ValueError):
+    """A text the synthesizer cannot speak (nothing left after cleaning); the message names the input."""
+
+
+def _format_dropped(dropped: Counter[str]) -> str:
+    """The dropped characters, most frequent first, as in "'😀' x2, '#'"."""
+    return ", ".join(repr(ch) if n == 1 else f"{ch!r} x{n}" for ch, n in dropped.most_common())
+
+
+def _cleaned_away(text: str, cleaners: Sequence[str]) -> Counter[str]:
+    """Characters of `text` (outside braced ARPAbet) that the cleaners delete outright, e.g. emoji under
+    `convert_to_ascii`; `text_to_sequence` never sees them, so its own `dropped` Counter misses them."""
+    plain = _ARPABET_GROUP_RE.sub(" ", text)
+    gone = {ch for ch in set(plain) if not ch.isspace() and not clean_text(ch, cleaners).strip()}
+    return Counter(ch for ch in plain if ch in gone)
 
 
 @dataclass
@@ -83,22 +103,48 @@ class Synthesizer:
             )
         )  # fmt: skip
 
-    def encode(self, text: str) -> np.ndarray:
-        """Token ids (int32 [tokens]) of `text` after the config's cleaners; characters outside the table are
-        dropped with a warning."""
-        ids, unknown = text_to_sequence(text, self.table, self.cfg.text.cleaners, self.cfg.text.add_eos)
-        if unknown:
-            log.warning("dropped characters not in the symbol table: %s (text: %r)", dict(unknown), text)
-        if len(ids) == 0:
-            raise ValueError(f"text cleans to nothing: {text!r}")
+    def encode(self, text: str, label: str = "text") -> np.ndarray:
+        """Token ids (int32 [tokens]) of `text` after the config's cleaners.
+
+        Characters the cleaners or the symbol table drop are logged in one warning naming `label` (e.g.
+        "line 2"); a text left with no speakable symbol (ignoring pad, EOS and spaces) raises TextInputError,
+        because the model would otherwise "speak" the lone EOS token as a few frames of noise.
+        """
+        cleaners = self.cfg.text.cleaners
+        ids, dropped = text_to_sequence(text, self.table, cleaners, self.cfg.text.add_eos)
+        dropped = dropped + _cleaned_away(text, cleaners)
+        silent = {self.table.pad_id, self.table.eos_id} | {
+            i for i, sym in enumerate(self.table.symbols) if sym.isspace()
+        }  # fmt: skip
+        if not any(int(i) not in silent for i in ids):
+            if dropped:
+                why = f"every character was dropped: {_format_dropped(dropped)}"
+            else:
+                why = "empty text" if not text.strip() else "the text cleans to nothing"
+            shown = text.replace("\n", "\\n")  # the message stays one line
+            raise TextInputError(f'{label}: nothing to speak in "{shown}" ({why})')
+        if dropped:
+            log.warning(
+                "%s: dropped characters not in the symbol table: %s (text: %r)", label, _format_dropped(dropped), text
+            )
         return ids
 
-    def __call__(self, texts: Sequence[str], batch_size: int = 8, variables=None) -> list[Synthesis]:
+    def __call__(
+        self, texts: Sequence[str], batch_size: int = 8, variables=None, labels: Sequence[str] | None = None,
+        warn_cut: bool | None = None,
+    ) -> list[Synthesis]:  # fmt: skip
         """Synthesize `texts` in batches of `batch_size` (one result each, in order); `variables` replaces the
-        synthesizer's own for this call (the trainer passes its current weights)."""
+        synthesizer's own for this call (the trainer passes its current weights).
+
+        Every text is encoded (and refused with TextInputError) before any is synthesized. `labels` name the
+        inputs in messages (default "text 1", "text 2", ...). `warn_cut` logs a warning for each item that hit
+        max_decoder_steps; by default only without `variables`, as the trainer's early models never stop.
+        """
+        warn_cut = variables is None if warn_cut is None else warn_cut
         variables = self.variables if variables is None else variables
+        labels = list(labels) if labels is not None else [f"text {i + 1}" for i in range(len(texts))]
         results: list[Synthesis] = []
-        encoded = [self.encode(t) for t in texts]
+        encoded = [self.encode(t, label) for t, label in zip(texts, labels, strict=True)]
         for start in range(0, len(texts), batch_size):
             chunk = encoded[start : start + batch_size]
             n_real = len(chunk)
@@ -124,7 +170,17 @@ class Synthesizer:
                         stopped=bool(out.stopped[i]),
                     )
                 )
+                if warn_cut and not results[-1].stopped:
+                    self._warn_cut(labels[start + i], texts[start + i])
         return results
+
+    def _warn_cut(self, label: str, text: str) -> None:
+        """Warn that an item ran to max_decoder_steps: the gate never ended it, so the speech may be cut off."""
+        steps = self.cfg.model.max_decoder_steps
+        log.warning(
+            "%s: hit model.max_decoder_steps=%d before the gate stopped it; the output may be cut short "
+            "(raise the limit with --set model.max_decoder_steps=N or split the text): %r", label, steps, text,
+        )  # fmt: skip
 
     def vocode(self, mel: np.ndarray, n_iters: int | None = None) -> np.ndarray:
         """Griffin-Lim waveform (float32 [samples] at cfg.audio.sampling_rate) of a log-mel [frames, n_mels]."""

@@ -6,7 +6,8 @@
 
 writes per input line NNN.wav (Griffin-Lim), NNN.png (alignment), NNN.npy (log-mel [frames, n_mels]) and
 report.json (a list, in input order, of {text, frames, seconds, stopped, wav, mel}), and prints one line per
-sentence.
+sentence. A line with nothing to speak (empty, or every character dropped) is an error (exit status 2)
+reported before anything is synthesized or written.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from taco_jax.logging_setup import setup_logging
-from taco_jax.synthesize import load_synthesizer, write_outputs
+from taco_jax.synthesize import TextInputError, load_synthesizer, write_outputs
 
 DESCRIPTION = "Text -> mel -> wav: the synthesis API and CLI."
 
@@ -41,15 +42,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging()
     if args.text_file:
         with open(args.text_file, encoding="utf-8") as f:
-            texts = [line.strip() for line in f if line.strip()]
-        if not texts:
+            numbered = [(n, line.strip()) for n, line in enumerate(f, 1) if line.strip()]
+        if not numbered:
             parser.error(f"{args.text_file}: no non-empty lines")
+        labels = [f"line {n}" for n, _ in numbered]  # the file's own line numbers, blank lines counted
+        texts = [text for _, text in numbered]
     else:
         texts = args.text
+        labels = [f"--text {i + 1}" for i in range(len(texts))]
     synth = load_synthesizer(
         args.checkpoint, args.set, args.seed, args.reference_wav, args.style_token, args.style_scale, args.speaker
     )
-    results = synth(texts, batch_size=args.batch_size)
+    try:  # every text is validated before any is synthesized, so a bad one leaves no output files
+        results = synth(texts, batch_size=args.batch_size, labels=labels)
+    except TextInputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     report = write_outputs(synth, results, args.out_dir)
     for item in report:
         status = "stopped" if item["stopped"] else "hit max_decoder_steps"

@@ -16,14 +16,17 @@ import soundfile as sf
 import soxr
 
 from taco_jax.config import AudioConfig
+from taco_jax.errors import UserError
 from taco_jax.files import atomic_output
 
 logger = logging.getLogger("taco_jax.audio")
 
 _FRAME_BLOCK = 64  # STFT frames processed per block in mel_spectrogram
+# A file whose peak stays below one 16-bit PCM step holds no speech (a failed recording or export).
+SILENCE_PEAK = 1.0 / 32768
 
 
-class AudioError(ValueError):
+class AudioError(UserError, ValueError):
     """An audio file is missing, unreadable, corrupt or empty; the message starts with the file path."""
 
 
@@ -32,19 +35,26 @@ def load_wav(path: str, sampling_rate: int) -> np.ndarray:
 
     Channels are averaged. A file at another rate is resampled with soxr (HQ) and a notice is logged on
     `taco_jax.audio`. Raises AudioError (message starts with `path`) if the file is missing, unreadable,
-    corrupt, empty or holds non-finite samples.
+    corrupt, empty, silent (no sample reaches `SILENCE_PEAK`) or holds non-finite samples.
     """
+    if os.path.isdir(path):
+        raise AudioError(f"{path}: is a directory, not an audio file")
     if not os.path.isfile(path):
         raise AudioError(f"{path}: audio file not found")
+    if os.path.getsize(path) == 0:
+        raise AudioError(f"{path}: audio file is empty (0 bytes)")
     try:
         data, file_rate = sf.read(path, dtype="float32", always_2d=True)
     except Exception as e:  # libsndfile raises several types (LibsndfileError, RuntimeError, TypeError)
-        raise AudioError(f"{path}: cannot read audio: {e}") from None
+        # LibsndfileError's str() repeats the path ("Error opening 'x.wav': ..."); its error_string does not.
+        raise AudioError(f"{path}: cannot read audio: {getattr(e, 'error_string', None) or e}") from None
     if data.size == 0:
-        raise AudioError(f"{path}: audio file is empty")
+        raise AudioError(f"{path}: audio file is empty (a header without samples)")
     wav = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     if not np.isfinite(wav).all():
         raise AudioError(f"{path}: audio contains NaN or infinite samples")
+    if float(np.max(np.abs(wav))) < SILENCE_PEAK:
+        raise AudioError(f"{path}: audio is silent (every sample is below one 16-bit step)")
     if file_rate != sampling_rate:
         logger.info("%s: resampling from %d Hz to %d Hz", path, file_rate, sampling_rate)
         wav = soxr.resample(wav, file_rate, sampling_rate, quality="HQ")
@@ -52,6 +62,18 @@ def load_wav(path: str, sampling_rate: int) -> np.ndarray:
             raise AudioError(f"{path}: audio is empty after resampling")
     # Float files may exceed full scale, and resampling can overshoot slightly (Gibbs ringing).
     return np.clip(wav, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def audio_header(path: str) -> tuple[float, int] | None:
+    """(seconds, sample rate) that the file's header declares, read without decoding any samples; None when
+    the header cannot be read (`load_wav` then says why)."""
+    try:
+        info = sf.info(path)
+    except Exception:  # noqa: BLE001 — libsndfile raises several types; load_wav reports the error itself
+        return None
+    if info.samplerate <= 0:
+        return None
+    return info.frames / info.samplerate, int(info.samplerate)
 
 
 def save_wav(path: str | os.PathLike, wav: np.ndarray, sampling_rate: int) -> None:
@@ -144,6 +166,11 @@ def mel_to_linear_magnitude(log_mel: np.ndarray, cfg: AudioConfig) -> np.ndarray
     return linear.T
 
 
+def _min_griffin_lim_frames(cfg: AudioConfig) -> int:
+    """The fewest frames whose Griffin-Lim signal, (frames - 1) * hop samples, holds a whole n_fft window."""
+    return -(-cfg.n_fft // cfg.hop_length) + 1
+
+
 def griffin_lim(log_mel: np.ndarray, cfg: AudioConfig, n_iters: int = 32, *, seed: int = 0) -> np.ndarray:
     """Waveform float32 `[(frames - 1) * hop]` from a log-mel `[frames, n_mels]` by Griffin-Lim.
 
@@ -151,9 +178,17 @@ def griffin_lim(log_mel: np.ndarray, cfg: AudioConfig, n_iters: int = 32, *, see
     `seed` fixes librosa's random initial phase so that the output is reproducible. The result is scaled
     down to a peak of 0.95 if it would otherwise exceed 1.
     """
-    if log_mel.shape[0] < 2:  # (frames - 1) * hop = 0 samples; librosa cannot invert a single frame
+    frames = log_mel.shape[0]
+    if frames < 2:  # (frames - 1) * hop = 0 samples; librosa cannot invert a single frame
         return np.zeros(0, np.float32)
     magnitude = mel_to_linear_magnitude(log_mel, cfg).T  # [bins, frames]
+    # Griffin-Lim's STFTs need a signal of at least n_fft samples (librosa warns below that and pads the too-short
+    # signal by reflection, mirroring the speech into the analysis). A short output (a gate that stopped after one
+    # or two decoder steps) is therefore given silent frames (zero magnitude) up to that length, and the waveform
+    # is cut back to (frames - 1) * hop samples: the same length as always, and longer outputs are unchanged.
+    short_by = _min_griffin_lim_frames(cfg) - frames
+    if short_by > 0:
+        magnitude = np.pad(magnitude, ((0, 0), (0, short_by)))
     wav = librosa.griffinlim(
         magnitude,
         n_iter=n_iters,
@@ -164,7 +199,7 @@ def griffin_lim(log_mel: np.ndarray, cfg: AudioConfig, n_iters: int = 32, *, see
         center=True,
         pad_mode="reflect",
         random_state=np.random.default_rng(seed),
-    ).astype(np.float32)
+    ).astype(np.float32)[: (frames - 1) * cfg.hop_length]
     peak = float(np.max(np.abs(wav))) if wav.size else 0.0
     if peak > 1.0:
         wav *= 0.95 / peak

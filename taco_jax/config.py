@@ -15,9 +15,10 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from taco_jax import files
+from taco_jax.errors import UserError
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration file or override is invalid; the message names the key and the source."""
 
 
@@ -279,6 +280,52 @@ class NonFiniteConfig:
 
 
 @dataclass
+class DivergenceConfig:
+    """Divergence alarm (taco_jax/train/divergence.py): flags finite blow-ups, which the non-finite guard lets
+    through, by comparing each step's train/loss and pre-clip train/grad_norm with the median of recent steps.
+
+    A value is judged once its window holds `min_history` values, and only against a positive median. Healthy
+    Tacotron training stays far below both factors: its loss falls from ~60 at the first step (demo model) with
+    noise and 2-3x spikes, its gradient norm spikes 10-50x early on. A blow-up passes them at once: with
+    optim.lr=1e6 the second step's loss is over 1e12 x the first's (tests/test_divergence.py).
+    """
+
+    enabled: bool = True
+    # Flag a loss above this x the window's median: ~30x above the worst healthy spike (3x), and above what a
+    # rollback to the starting state shows (the initial loss, ~60 on the demo model, against a median of ~1-10).
+    loss_factor: float = 100.0
+    # Flag a pre-clip gradient norm above this x its window's median: 20x above the 10-50x spikes of early
+    # training (a norm is noisier than the loss it comes from, so its factor is larger).
+    grad_norm_factor: float = 1000.0
+    # Accepted steps whose median is the reference: a median of 50 ignores up to 24 outliers, and its lag on a
+    # falling loss only makes the alarm more lenient. Saved in checkpoint metadata (2 x 50 floats).
+    window: int = 50
+    # Values a window needs before it judges: 1, because the first step's loss and norm come from the initial
+    # parameters (no update applied yet), a clean reference, so a blow-up from the first update is caught at
+    # step 2. Raise it to wait longer.
+    min_history: int = 1
+    # Flagged steps in a row that roll back (as control.nonfinite: last checkpoint, lower LR scale, counted in
+    # control.nonfinite.max_rollbacks). A flagged update has been applied, so waiting buys nothing once the
+    # parameters are ruined; but one or two outlier batches (a bad item; the clipped update leaves the
+    # parameters sound) must not cost a rollback: the next step is back in range and ends the streak.
+    max_consecutive: int = 3
+
+    def validate(self, source: str) -> None:
+        """Raises ConfigError naming the first invalid key (`control.divergence.<key>`) and `source`."""
+        checks = (
+            ("loss_factor", self.loss_factor > 1.0, "> 1 (a factor <= 1 flags every step above the median)"),
+            ("grad_norm_factor", self.grad_norm_factor > 1.0, "> 1 (a factor <= 1 flags every step above the median)"),
+            ("window", self.window >= 1, ">= 1"),
+            ("min_history", 1 <= self.min_history <= self.window, ">= 1 and <= control.divergence.window"),
+            ("max_consecutive", self.max_consecutive >= 1, ">= 1"),
+        )
+        for key, ok, expected in checks:
+            if not ok:
+                value = getattr(self, key)
+                raise ConfigError(f"{source}: config key 'control.divergence.{key}' = {value!r}; expected {expected}")
+
+
+@dataclass
 class PhaseConfig:
     """pre_alignment -> alignment_learning -> quality_optimization -> fine_tuning, on val diagonality."""
 
@@ -307,6 +354,7 @@ class ControlConfig:
     clip: ClipControlConfig = field(default_factory=ClipControlConfig)
     lr_plateau: LRPlateauConfig = field(default_factory=LRPlateauConfig)
     nonfinite: NonFiniteConfig = field(default_factory=NonFiniteConfig)
+    divergence: DivergenceConfig = field(default_factory=DivergenceConfig)  # finite blow-ups (host side)
     phase: PhaseConfig = field(default_factory=PhaseConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     accumulate_steps: int = 1  # gradient accumulation (optax.MultiSteps) when > 1
@@ -404,6 +452,7 @@ def _validate(cfg: Config, source: str) -> None:
         )
     if cfg.data.corpus == "filelists" and not cfg.data.train_filelist:
         raise ConfigError(f"{source}: config key 'data.train_filelist' is required when data.corpus=filelists")
+    cfg.control.divergence.validate(source)
 
 
 def load_config(path: str | None, overrides: Sequence[str] = ()) -> Config:
@@ -463,6 +512,7 @@ __all__ = [
     "DataConfig",
     "DemoCorpusConfig",
     "DiagnosticsConfig",
+    "DivergenceConfig",
     "GuidedAttentionConfig",
     "LossConfig",
     "ModelConfig",

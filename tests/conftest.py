@@ -77,6 +77,15 @@ def tiny_train_config(corpus, tmp_path, *overrides):
     return load_config(None, tiny_train_overrides(corpus, tmp_path, *overrides))
 
 
+def tiny_config_file(corpus, tmp_path, *overrides) -> str:
+    """`tiny_train_config` saved as tmp_path/tiny.yaml (for runs of the command line)."""
+    from taco_jax.config import save_config
+
+    path = str(tmp_path / "tiny.yaml")
+    save_config(tiny_train_config(corpus, tmp_path, *overrides), path)
+    return path
+
+
 def tiny_train_overrides(corpus, tmp_path, *overrides) -> list[str]:
     """`tiny_train_config` as `--set` overrides (for runs of the command line)."""
     train, val = corpus

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import jax
 import jax.numpy as jnp
@@ -237,6 +238,21 @@ def test_rollbacks_are_bounded(tiny_corpus, tmp_path, monkeypatch):
                             "control.nonfinite.max_rollbacks=2")  # fmt: skip
     with pytest.raises(loop.TrainingDiverged, match="after 2 rollbacks"):
         loop.train(cfg)
+
+
+def test_finite_blow_up_rolls_back_then_stops_with_one_clear_error(tiny_corpus, tmp_path, caplog):
+    """optim.lr=1e6: the loss stays finite (the non-finite guard never acts) but explodes from step 2; the
+    divergence alarm rolls back, and no checkpoint of a flagged state is ever written."""
+    cfg = tiny_train_config(tiny_corpus, tmp_path, "optim.lr=1e6", "run.max_steps=20", "run.eval_every=2",
+                            "control.nonfinite.max_rollbacks=2")  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="taco_jax"), pytest.raises(loop.TrainingDiverged) as info:
+        loop.train(cfg)
+    assert re.fullmatch(r"step \d+: 3 consecutive exploding steps \(control\.divergence\) after 2 rollbacks "
+                        r"\(control\.nonfinite\.max_rollbacks\); lower optim\.lr or optim\.grad_clip\. "
+                        r"Last checkpoint: none in .*", str(info.value)), str(info.value)  # fmt: skip
+    assert "divergence alarm: step 2: loss" in caplog.text
+    assert "rollback 2/2 to the starting state (step 0), LR scale 1 -> 0.25" in caplog.text
+    assert "step 2: no checkpoint, the divergence alarm flagged the last step" in caplog.text
 
 
 ALL_ON = (

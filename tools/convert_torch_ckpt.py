@@ -29,6 +29,7 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
 from taco_jax.convert import LAYOUTS, taco_jax_to_torch, torch_to_taco_jax  # noqa: E402
+from taco_jax.errors import report_error  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,9 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {path}")
             return 0
         report = torch_to_taco_jax(args.input, args.output, args.layout, args.trust_pickle, args.allow_missing)
-    except ValueError as e:  # CheckpointFileError, ConversionError, CheckpointError, ConfigError: all ValueErrors
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except Exception as e:  # noqa: BLE001 — the one place errors become a line on stderr and a status
+        return report_error(e, stage="conversion")
     print(f"converted {len(report['converted'])} tensors ({report['layout']} layout) -> {args.output}")
     for kind in ("missing", "unexpected", "ignored", "initialised"):
         if report[kind]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from taco_jax.convert.torch_ckpt import T2N_LAYOUTS, flax_to_torch, torch_adam_moments, torch_to_flax
+from taco_jax.errors import UserError
 from taco_jax.files import atomic_output, write_text_atomic
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ T2N_SYMBOL_TABLES = {60: "t2n_translit_v1", 41: "t2n_translit_legacy_v1"}  # by 
 OPTIMIZER_KEYS = ("optimizer", "optimizer_state_dict")  # NVIDIA's train.py / T2N's trainer
 
 
-class CheckpointFileError(ValueError):
+class CheckpointFileError(UserError, ValueError):
     """A file, output directory or symbol table the converter cannot use; the message is for the user."""
 
 

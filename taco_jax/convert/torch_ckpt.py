@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from taco_jax.errors import UserError
+
 LAYOUTS: dict[str, str] = {"nvidia": "", "dle": "module.", "t2n": "", "t2n-legacy": ""}  # layout -> key prefix
 T2N_LAYOUTS = ("t2n", "t2n-legacy")
 
@@ -83,7 +85,7 @@ ANCHOR_KEYS = (
 )
 
 
-class ConversionError(ValueError):
+class ConversionError(UserError, ValueError):
     """A state_dict does not match the expected layout; the message lists every offending key."""
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from taco_jax.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError, ValueError):
     """Invalid training data; the message starts with the offending `file:line` (or the file)."""
 
 
@@ -34,8 +36,9 @@ class Utterance:
 def read_filelist(path: str | os.PathLike[str]) -> list[Utterance]:
     """Parse a filelist into utterances (in file order).
 
-    Raises DataError naming `file:line` for a line without '|', too many '|' fields, an empty path or a
-    speaker that is not a non-negative integer, and naming the file when it is missing or unreadable.
+    Raises DataError naming `file:line` for a line without '|', too many '|' fields, an empty path, a
+    speaker that is not a non-negative integer or a line that is not UTF-8 (a UTF-16 file fails at line 1),
+    and naming the file when it is missing or unreadable. A UTF-8 byte-order mark and CRLF endings are fine.
     """
     path = os.fspath(path)
     try:
@@ -46,6 +49,8 @@ def read_filelist(path: str | os.PathLike[str]) -> list[Utterance]:
     except OSError as e:
         raise DataError(f"{path}: cannot read filelist: {e.strerror or e}") from None
 
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # "Unicode" in Windows editors: every line would fail below
+        raise DataError(f"{path}:1: the filelist is UTF-16 text; save it as UTF-8")
     base = os.path.dirname(os.path.abspath(path))
     out: list[Utterance] = []
     # Decode line by line so an encoding error can name its line.
@@ -54,7 +59,9 @@ def read_filelist(path: str | os.PathLike[str]) -> list[Utterance]:
         try:
             line = raw_line.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise DataError(f"{source}: line is not valid UTF-8 ({e.reason} at byte {e.start})") from None
+            raise DataError(
+                f"{source}: line is not valid UTF-8 ({e.reason} at byte {e.start}); save the filelist as UTF-8"
+            ) from None
         if lineno == 1:
             line = line.removeprefix("\ufeff")  # BOM written by some editors
         if not line.strip() or line.lstrip().startswith("#"):
@@ -73,7 +80,8 @@ def read_filelist(path: str | os.PathLike[str]) -> list[Utterance]:
             try:
                 speaker = int(spk)
             except ValueError:
-                raise DataError(f"{source}: speaker must be an integer, got {spk!r}") from None
+                hint = " (a doubled '|'?)" if not fields[1].strip() else ""
+                raise DataError(f"{source}: speaker must be an integer, got {spk!r}{hint}") from None
             if speaker < 0:
                 raise DataError(f"{source}: speaker must be >= 0, got {speaker}")
         wav_path = os.path.normpath(os.path.join(base, os.path.expanduser(wav)))

@@ -20,7 +20,7 @@ import grain
 import numpy as np
 from tqdm.auto import tqdm
 
-from taco_jax.audio import AudioError
+from taco_jax.audio import AudioError, audio_header
 from taco_jax.batch import Batch, EvalBatch
 from taco_jax.config import Config
 from taco_jax.data.filelist import DataError, Utterance, read_filelist
@@ -158,7 +158,9 @@ def prepare_split(
 
     Bad items (empty text, missing or unreadable audio) raise DataError naming `file:line` unless
     `cfg.data.skip_bad_items`, in which case they are dropped, counted and logged. Items that fit no bucket
-    are always dropped and counted as too_long. Returns the kept items and the split's DataReport.
+    are always dropped and counted as too_long (by their header's duration when that is enough, without
+    decoding them). Wavs whose rate holds nothing up to `audio.fmax` are named in one warning per rate.
+    Returns the kept items and the split's DataReport.
     """
     shapes = sorted_buckets(cfg)
     r = cfg.model.n_frames_per_step
@@ -174,6 +176,11 @@ def prepare_split(
         logger.warning("skipping bad item (%s): %s", reason, msg)
 
     n_speakers = max(cfg.model.n_speakers, 1)
+    # Items longer than the largest bucket are dropped by the duration in their header, before any decoding (a
+    # 2-hour wav is 300 MB of samples). One hop of margin covers resampling's rounding of the length.
+    hop, sr = cfg.audio.hop_length, cfg.audio.sampling_rate
+    max_seconds = (max((t for _, t in shapes), default=0) + 1) * hop / sr
+    band_limited: dict[int, list[str]] = {}  # file rate -> sources, for rates whose Nyquist is below audio.fmax
     for u in tqdm(utterances, desc=f"{name} mels", unit="utt", disable=not progress, leave=False):
         if u.speaker >= n_speakers:  # a setup error, never a bad item to skip
             raise DataError(
@@ -187,6 +194,15 @@ def prepare_split(
             extra = f"; characters not in the symbol table: {''.join(sorted(unknown))!r}" if unknown else ""
             bad(u, EMPTY_TEXT, f"empty text after cleaning/encoding: {u.text!r}{extra}")
             continue
+        header = audio_header(u.wav_path)  # None: unreadable, and mel_cache.get says why
+        if header is not None:
+            seconds, rate = header
+            if seconds > max_seconds:
+                report.dropped[TOO_LONG] += 1
+                logger.debug("%s: too long for every bucket (%.1f s by its header)", u.source, seconds)
+                continue
+            if rate < sr and rate / 2 < cfg.audio.fmax:
+                band_limited.setdefault(rate, []).append(u.source)
         try:
             mel = mel_cache.get(u.wav_path)
         except AudioError as e:
@@ -202,6 +218,12 @@ def prepare_split(
         kept_frames += mel.shape[0]
         items.append(Item(ids, mel, u.speaker, u.source, u.wav_path, u.text))
 
+    for rate, sources in sorted(band_limited.items()):
+        logger.warning(
+            "%s: %d wav(s) at %d Hz (first: %s) are upsampled to %d Hz: they hold nothing above %d Hz, so their "
+            "mel bands up to audio.fmax=%g Hz stay empty (band-limited, muffled speech)",
+            name, len(sources), rate, sources[0], sr, rate // 2, cfg.audio.fmax,
+        )  # fmt: skip
     report.n_kept = len(items)
     report.audio_seconds = kept_frames * cfg.audio.hop_length / cfg.audio.sampling_rate
     return items, report
@@ -423,6 +445,13 @@ def holdout_split(utterances: Sequence[Utterance], fraction: float = 0.05) -> tu
     return list(utterances[:-n_val]), list(utterances[-n_val:])
 
 
+def _read_nonempty_filelist(path: str) -> list[Utterance]:
+    utterances = read_filelist(path)
+    if not utterances:
+        raise DataError(f"{path}: the filelist holds no utterances (expected 'path|text[|speaker]' lines)")
+    return utterances
+
+
 def build_data(cfg: Config, progress: bool = True) -> DataBundle:
     """Resolve filelists, encode and validate both splits, and build the train loader and val batches.
 
@@ -438,9 +467,9 @@ def build_data(cfg: Config, progress: bool = True) -> DataBundle:
         train_path, val_path = os.fspath(train_path), os.fspath(val_path)
     else:
         train_path, val_path = cfg.data.train_filelist, cfg.data.val_filelist
-    train_utts = read_filelist(train_path)
+    train_utts = _read_nonempty_filelist(train_path)
     if val_path:
-        val_utts = read_filelist(val_path)
+        val_utts = _read_nonempty_filelist(val_path)
     else:
         train_utts, val_utts = holdout_split(train_utts)
         logger.info("no val filelist: holding out the last %d lines of %s", len(val_utts), train_path)

@@ -22,6 +22,7 @@ import numpy as np
 
 from taco_jax.audio import griffin_lim, load_wav, mel_spectrogram, save_wav
 from taco_jax.config import Config
+from taco_jax.errors import UserError
 from taco_jax.files import atomic_output, write_text_atomic
 from taco_jax.model import Tacotron2
 from taco_jax.text import SymbolTable, clean_text, text_to_sequence
@@ -32,7 +33,7 @@ TEXT_PAD_MULTIPLE = 32  # text lengths are padded to a multiple of this to bound
 _ARPABET_GROUP_RE = re.compile(r"\{[^{}]*\}")  # braced ARPAbet bypasses the cleaners (see taco_jax.text)
 
 
-class TextInputError(ValueError):
+class TextInputError(UserError, ValueError):
     """A text the synthesizer cannot speak (nothing left after cleaning); the message names the input."""
 
 

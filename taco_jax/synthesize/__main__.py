@@ -16,6 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from taco_jax.errors import report_error
 from taco_jax.logging_setup import setup_logging
 from taco_jax.synthesize import TextInputError, load_synthesizer, write_outputs
 
@@ -40,24 +41,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--speaker", type=int, help="multi-speaker models: the speaker id")
     args = parser.parse_args(argv)
     setup_logging()
-    if args.text_file:
-        with open(args.text_file, encoding="utf-8") as f:
+    try:
+        return _synthesize(args)
+    except BaseException as e:  # noqa: BLE001 — the one place errors become a line on stderr and a status
+        return report_error(e, stage="synthesis")
+
+
+def _read_text_file(path: str) -> tuple[list[str], list[str]]:
+    """(texts, labels) of the non-empty lines of a UTF-8 file (a byte-order mark and CRLF endings are fine)."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
             numbered = [(n, line.strip()) for n, line in enumerate(f, 1) if line.strip()]
-        if not numbered:
-            parser.error(f"{args.text_file}: no non-empty lines")
-        labels = [f"line {n}" for n, _ in numbered]  # the file's own line numbers, blank lines counted
-        texts = [text for _, text in numbered]
+    except UnicodeDecodeError as e:
+        raise TextInputError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+    if not numbered:
+        raise TextInputError(f"{path}: no non-empty lines")
+    return [text for _, text in numbered], [f"line {n}" for n, _ in numbered]  # the file's own line numbers
+
+
+def _synthesize(args: argparse.Namespace) -> int:
+    if args.text_file:
+        texts, labels = _read_text_file(args.text_file)
     else:
         texts = args.text
         labels = [f"--text {i + 1}" for i in range(len(texts))]
     synth = load_synthesizer(
         args.checkpoint, args.set, args.seed, args.reference_wav, args.style_token, args.style_scale, args.speaker
     )
-    try:  # every text is validated before any is synthesized, so a bad one leaves no output files
-        results = synth(texts, batch_size=args.batch_size, labels=labels)
-    except TextInputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    # Every text is validated before any is synthesized, so a bad one leaves no output files.
+    results = synth(texts, batch_size=args.batch_size, labels=labels)
     report = write_outputs(synth, results, args.out_dir)
     for item in report:
         status = "stopped" if item["stopped"] else "hit max_decoder_steps"

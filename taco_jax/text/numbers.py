@@ -6,11 +6,18 @@ Examples: "3.5" -> "three point five", "2nd" -> "second", "$3.50" -> "three doll
 
 from __future__ import annotations
 
+import functools
 import re
 
-import inflect
 
-_ENGINE = inflect.engine()
+@functools.cache
+def _engine():
+    """inflect's engine, made on first use: importing inflect takes ~2.6 s, which every command that never
+    spells a number (synthesis of a text without digits, a resumed run with cached data) would pay."""
+    import inflect
+
+    return inflect.engine()
+
 
 # Thousands grouping only ("1,000", "12,345,678"), so a list such as "1,2,3" keeps its commas.
 _THOUSANDS_RE = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+(?![\d,])")
@@ -25,7 +32,7 @@ _NUMBER_RE = re.compile(r"\d+")
 
 def _cardinal(n: int) -> str:
     # andword="" gives American "one hundred five" rather than "one hundred and five".
-    return _ENGINE.number_to_words(n, andword="")
+    return _engine().number_to_words(n, andword="")
 
 
 def _digits(s: str) -> str:
@@ -75,5 +82,5 @@ def normalize_numbers(text: str) -> str:
     text = _EUROS_RE.sub(lambda m: _money(m.group(1), m.group(2), ("euro", "euros"), ("cent", "cents")), text)
     text = _PERCENT_RE.sub(lambda m: f"{m.group(1)} percent", text)
     text = _DECIMAL_RE.sub(lambda m: f"{_cardinal(int(m.group(1) or 0))} point {_digits(m.group(2))}", text)
-    text = _ORDINAL_RE.sub(lambda m: _ENGINE.ordinal(_cardinal(int(m.group(1)))), text)
+    text = _ORDINAL_RE.sub(lambda m: _engine().ordinal(_cardinal(int(m.group(1)))), text)
     return _NUMBER_RE.sub(lambda m: _integer(m.group(0)), text)

@@ -1,4 +1,8 @@
-"""python -m taco_jax.train --config FILE [--set a.b=v ...] [--resume] [--warm-start CKPT [--ignore REGEX ...]]"""
+"""python -m taco_jax.train --config FILE [--set a.b=v ...] [--resume [RUN_DIR]] [--warm-start CKPT [--ignore RE ...]]
+
+Every error is one line on stderr: `error: ...` with exit status 2 for errors in the input (config, data,
+checkpoints, the run directory), 1 for a diverged run or a bug (whose traceback is in the run's train.log).
+"""
 
 from __future__ import annotations
 
@@ -7,50 +11,70 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from taco_jax.config import ConfigError, load_config
+from taco_jax.errors import report_error
 from taco_jax.logging_setup import setup_logging
 
+RESUME_LATEST = "latest"
 
-def main(argv: Sequence[str] | None = None) -> int:
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m taco_jax.train",
         description="Train a Tacotron 2. Process-wide default of this command (not of the train() API): with "
         "run.retain_host_memory (on by default) glibc keeps freed memory mapped and JAX dispatches CPU work "
         "synchronously, so XLA's per-step working memory is not faulted in afresh every step.",
     )
-    parser.add_argument("--config", help="YAML config (e.g. configs/demo.yaml); with --resume, defaults to the run's")
+    parser.add_argument("--config", help="YAML config (e.g. configs/demo.yaml)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted config override")
-    parser.add_argument("--resume", action="store_true", help="continue the latest run of this run.name")
+    parser.add_argument(
+        "--resume", nargs="?", const=RESUME_LATEST, metavar="RUN_DIR",
+        help="continue a run: RUN_DIR, or without it the latest run of --config's run.name",
+    )  # fmt: skip
     parser.add_argument("--warm-start", metavar="CKPT", help="initialise parameters from a checkpoint or run")
     parser.add_argument("--ignore", action="append", default=[], metavar="REGEX", help="parameters not warm-started")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     setup_logging()
-    if args.config is None and not args.resume:
-        parser.error("--config is required (unless --resume)")
+    if args.resume is None and args.config is None:
+        parser.error("--config is required (or --resume RUN_DIR)")
+    if args.resume == RESUME_LATEST and args.config is None:
+        parser.error("--resume needs --config FILE (to continue the latest run of its run.name) or a run directory")
+    if args.resume not in (None, RESUME_LATEST) and args.config is not None:
+        parser.error("--resume RUN_DIR continues that run with its own config.yaml: leave out --config")
     try:
-        cfg = load_config(args.config, args.set)
-        from taco_jax.train.host_memory import retain_host_memory
+        return _train(args)
+    except BaseException as e:  # noqa: BLE001 — the one place errors become a line on stderr and a status
+        return report_error(e, stage="training")
 
-        retain_host_memory(cfg.run.retain_host_memory)  # this command's default; before any JAX backend exists
-        # Before any JAX computation; from this command's config/environment, never from a stored run config
-        # (which holds process 0's id).
-        from taco_jax.train.parallel import initialize_distributed, shutdown_distributed
 
-        initialize_distributed(cfg.distributed)
-        if args.resume:
-            from taco_jax.train.loop import choose_run_dir
+def _train(args: argparse.Namespace) -> int:
+    from taco_jax.config import load_config
+    from taco_jax.train.host_memory import retain_host_memory
+    from taco_jax.train.parallel import initialize_distributed, shutdown_distributed
 
-            stored = choose_run_dir(cfg, resume=True) / "config.yaml"
-            this_process = cfg.distributed
-            cfg = load_config(str(stored), args.set)  # the run's own config; --set may extend it (max_steps)
-            cfg.distributed = this_process
-    except (ConfigError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, args.set)
+    retain_host_memory(cfg.run.retain_host_memory)  # this command's default; before any JAX backend exists
+    # Before any JAX computation; from this command's config/environment, never from a stored run config
+    # (which holds process 0's id).
+    initialize_distributed(cfg.distributed)
+    resume: bool | str = False
+    if args.resume is not None:
+        from taco_jax.train.run_dir import choose_run_dir, existing_run_dir
+
+        latest = args.resume == RESUME_LATEST
+        run_dir = existing_run_dir(choose_run_dir(cfg, resume=True) if latest else args.resume)
+        this_process = cfg.distributed
+        cfg = load_config(str(run_dir / "config.yaml"), args.set)  # the run's own; --set may extend it (max_steps)
+        cfg.distributed = this_process
+        resume = str(run_dir)
     from taco_jax.train.loop import train
 
-    result = train(cfg, resume=args.resume, warm_start=args.warm_start, ignore=args.ignore,
+    result = train(cfg, resume=resume, warm_start=args.warm_start, ignore=args.ignore,
                    progress=False if args.no_progress else None)  # fmt: skip
     shutdown_distributed()
     summary = "  ".join(f"{k}={v:.4f}" for k, v in sorted(result.val_metrics.items()))

@@ -16,6 +16,7 @@ from taco_jax.checkpoint import Checkpointer
 from taco_jax.config import EarlyStoppingConfig, NonFiniteConfig
 from taco_jax.control import improvement
 from taco_jax.control import optim as opt_readers
+from taco_jax.errors import UserError
 from taco_jax.train.state import TrainState
 
 log = logging.getLogger("taco_jax.train")
@@ -23,8 +24,10 @@ log = logging.getLogger("taco_jax.train")
 __all__ = ["HostControl", "TrainingDiverged", "rollback"]
 
 
-class TrainingDiverged(RuntimeError):
-    """Training kept producing non-finite steps after the configured number of rollbacks."""
+class TrainingDiverged(UserError, RuntimeError):
+    """Training kept producing non-finite or exploding steps after the configured number of rollbacks."""
+
+    exit_status = 1  # the settings (learning rate, clipping) need a change; the input was fine
 
 
 @dataclass
@@ -55,9 +58,18 @@ class HostControl:
 
 
 def rollback(
-    state: TrainState, step: int, host: HostControl, ckpt: Checkpointer, first_state: Any, nf: NonFiniteConfig
+    state: TrainState,
+    step: int,
+    host: HostControl,
+    ckpt: Checkpointer,
+    first_state: Any,
+    nf: NonFiniteConfig,
+    reason: str,
 ) -> TrainState:
     """Restore the last checkpoint (or the starting state) and lower the LR scale; the data go on.
+
+    `reason` says what went wrong in the log and in the error (e.g. "3 consecutive non-finite steps"). Every
+    rollback counts towards `nf.max_rollbacks`, whatever its reason.
 
     The new scale is ``lr_factor`` x the lower of the restored state's scale and the scale the previous rollback
     set, so every retry runs at a lower learning rate than the one before, also when both restore the same
@@ -67,15 +79,16 @@ def rollback(
       TrainingDiverged: after `nf.max_rollbacks` rollbacks.
     """
     host.rollbacks += 1
-    good = ckpt.latest_step()
     if host.rollbacks > nf.max_rollbacks:
+        good = ckpt.latest_step()
         raise TrainingDiverged(
-            f"step {step}: {nf.max_consecutive} consecutive non-finite steps after {nf.max_rollbacks} rollbacks "
-            f"(control.nonfinite.max_rollbacks); stopping. Last checkpoint: "
+            f"step {step}: {reason} after {nf.max_rollbacks} rollbacks (control.nonfinite.max_rollbacks); "
+            f"lower optim.lr or optim.grad_clip. Last checkpoint: "
             f"{good if good is not None else 'none'} in {ckpt.directory}"
         )
-    if good is not None:
-        restored, _ = ckpt.restore(good, target=state)
+    latest = ckpt.restore_latest(target=state)
+    if latest is not None:
+        good, restored, _ = latest
         source = f"checkpoint step {good}"
     else:
         restored, source = jax.device_put(first_state), f"the starting state (step {int(first_state.step)})"
@@ -85,8 +98,8 @@ def rollback(
     restored = restored.replace(opt_state=opt_readers.lower_lr_scale(restored.opt_state, factor, 0.0))
     host.rollback_scale = float(opt_readers.lr_scale(restored.opt_state))
     log.warning(
-        "step %d: %d consecutive non-finite steps -> rollback %d/%d to %s, LR scale %.3g -> %.3g",
-        step, nf.max_consecutive, host.rollbacks, nf.max_rollbacks, source, before,
+        "step %d: %s -> rollback %d/%d to %s, LR scale %.3g -> %.3g",
+        step, reason, host.rollbacks, nf.max_rollbacks, source, before,
         float(opt_readers.lr_scale(restored.opt_state)),
     )  # fmt: skip
     return restored

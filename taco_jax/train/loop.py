@@ -8,9 +8,11 @@ checkpoint. Callbacks see (step, metrics) after each log step and each evaluatio
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,19 +23,30 @@ import jax
 import numpy as np
 
 from taco_jax.checkpoint import Checkpointer
-from taco_jax.config import Config, save_config, to_yaml
+from taco_jax.config import Config, DivergenceConfig, save_config, to_yaml
 from taco_jax.control import PHASE_NAMES
 from taco_jax.data import DataBundle, build_data
+from taco_jax.errors import add_traceback_note
 from taco_jax.files import write_text_atomic
 from taco_jax.model import build_model
 from taco_jax.monitor import Monitor
 from taco_jax.train.controllers import Controllers, build_controllers
+from taco_jax.train.divergence import DivergenceAlarm
 from taco_jax.train.evaluation import Evaluator, SampleWriter
 from taco_jax.train.host_control import HostControl, TrainingDiverged, rollback
 from taco_jax.train.metrics_log import MetricWindow
 from taco_jax.train.objective import objective_from_config
 from taco_jax.train.parallel import barrier, data_mesh, is_primary, replicate, shard_batch
-from taco_jax.train.run_dir import choose_run_dir, create_run_dir, file_logging
+from taco_jax.train.run_dir import (
+    RunDirError,
+    RunLock,
+    check_writable,
+    choose_run_dir,
+    create_run_dir,
+    existing_run_dir,
+    failed_start_log,
+    file_logging,
+)
 from taco_jax.train.state import TrainState, count_params, create_train_state
 from taco_jax.train.step import jit_train_step
 from taco_jax.train.warm_start import load_warm_start, warm_start_params
@@ -62,6 +75,7 @@ class _Run:
 
     cfg: Config
     run_dir: Path
+    run_dir_id: tuple[int, int] | None  # (device, inode) of the run directory when the run started
     data: DataBundle
     controllers: Controllers
     state: TrainState
@@ -69,6 +83,7 @@ class _Run:
     mesh: Any
     ckpt: Checkpointer
     host: HostControl
+    alarm: DivergenceAlarm
     monitor: Monitor
     evaluator: Evaluator
     samples: SampleWriter
@@ -90,6 +105,7 @@ class _Run:
             "step": step,
             "best_val_loss": self.host.es_best,
             "host_control": self.host.to_dict(),
+            "divergence": self.alarm.to_dict(),
             "mel_mean": np.asarray(self.data.mel_mean).tolist(),
         }
 
@@ -100,7 +116,7 @@ class _Run:
 
 def train(
     cfg: Config,
-    resume: bool = False,
+    resume: bool | str | os.PathLike = False,
     warm_start: str | None = None,
     ignore: Sequence[str] = (),
     progress: bool | None = None,
@@ -108,33 +124,104 @@ def train(
 ) -> TrainResult:
     """Train a model as configured; returns the run directory, final step, last validation metrics and state.
 
-    Changes nothing process-wide: `python -m taco_jax.train` applies `run.retain_host_memory` before calling this;
-    from a notebook, call `taco_jax.train.host_memory.retain_host_memory()` first if you want it.
+    `resume`: True continues the latest run of `run.name` under `run.out_dir`; a path continues that run
+    directory. The run is restored from its newest intact checkpoint (a damaged newer one is reported and
+    skipped); a run without any checkpoint starts again from step 0. Nothing in the run directory is rewritten
+    before the restore has succeeded, and the logs (metrics.jsonl, TensorBoard) drop the steps after it.
+
+    A run holds a lock on its directory for its whole life (`RunLock`): a second process on the same run fails at
+    once. A new run whose setup fails leaves no directory behind; its train.log, with the traceback, is kept as
+    runs/<name>-N.failed-start.log. Changes nothing process-wide: `python -m taco_jax.train` applies
+    `run.retain_host_memory` before calling this; from a notebook, call
+    `taco_jax.train.host_memory.retain_host_memory()` first if you want it.
+
+    Raises:
+      RunDirError: the run directory is in use, missing or not writable.
+      ConfigError, DataError, AudioError, CheckpointError: bad input, naming the file, key or checkpoint.
+      TrainingDiverged: training kept failing after the configured rollbacks.
     """
     progress = (cfg.run.progress_bar if progress is None else progress) and is_primary()
+    run_dir, created = _open_run_dir(cfg, resume)
+    lock = RunLock(run_dir).acquire() if is_primary() else None
+    set_up, log_path = False, None
+    try:
+        with file_logging(run_dir if is_primary() else None) as run_log:
+            try:
+                run = _setup(cfg, run_dir, bool(resume), warm_start, ignore, progress, callbacks)
+                set_up = True
+                try:
+                    result = _run_steps(run, progress)
+                except BaseException:
+                    _close(run, failing=True)
+                    raise
+                _close(run, failing=False)
+                return result
+            except BaseException as e:
+                if run_log is not None:
+                    run_log.traceback(e)
+                    log_path = run_log.path
+                raise
+    except BaseException as e:
+        if created and not set_up:
+            log_path = _remove_failed_start(run_dir)
+        if log_path is not None:
+            add_traceback_note(e, log_path)
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _close(run: _Run, failing: bool) -> None:
+    """Waits for the last checkpoint and closes the logs. While another error is on its way out, a failure here
+    (the same cause, seen again by the checkpoint writer) is logged instead of replacing it."""
+    try:
+        run.ckpt.close()
+    except Exception:
+        if not failing:
+            raise
+        log.warning("closing the checkpoints failed as well", exc_info=True)
+    finally:
+        run.monitor.close()
+
+
+def _open_run_dir(cfg: Config, resume: bool | str | os.PathLike) -> tuple[Path, bool]:
+    """(run directory, whether this call created it)."""
+    if isinstance(resume, str | os.PathLike):
+        run_dir = existing_run_dir(resume)
+        log.info("resuming %s", run_dir)
+        return run_dir, False
     if resume:
         run_dir = choose_run_dir(cfg, resume=True)
         log.info("resuming %s", run_dir)
-    elif jax.process_count() == 1:
+        return run_dir, False
+    if jax.process_count() == 1:
         run_dir = create_run_dir(cfg)
-    else:  # every process picks the same directory before one of them creates it
-        run_dir = choose_run_dir(cfg, resume=False)
-        barrier("run_dir chosen")
-        run_dir.mkdir(parents=True, exist_ok=True)
-    with file_logging(run_dir if is_primary() else None):
-        run = _setup(cfg, run_dir, resume, warm_start, ignore, progress, callbacks)
-        try:
-            return _run_steps(run, progress)
-        finally:
-            run.ckpt.close()
-            run.monitor.close()
+        save_config(cfg, str(run_dir / "config.yaml"))  # first: a run killed while it starts can be resumed
+        return run_dir, True
+    run_dir = choose_run_dir(cfg, resume=False)  # every process picks the same directory before one creates it
+    barrier("run_dir chosen")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir, False
+
+
+def _remove_failed_start(run_dir: Path) -> Path | None:
+    """A new run that failed before its first step: keeps its train.log beside the runs (returns where) and
+    removes the rest, so the corrected rerun takes this run's name."""
+    kept: Path | None = failed_start_log(run_dir)
+    try:
+        os.replace(run_dir / "train.log", kept)
+    except OSError:
+        kept = None
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return kept
 
 
 def _setup(cfg, run_dir: Path, resume: bool, warm_start, ignore, progress: bool, callbacks) -> _Run:
     primary = is_primary()
-    if primary:
-        save_config(cfg, str(run_dir / "config.yaml"))
     log.info("run directory: %s (jax %s, %s, %d cpus)", run_dir, jax.__version__, jax.default_backend(), os.cpu_count())
+    if primary:
+        check_writable(run_dir)
     if not primary:
         barrier("data prepared")  # let process 0 fill the shared caches (corpus, mels) first
     data = build_data(cfg, progress=progress)
@@ -148,30 +235,57 @@ def _setup(cfg, run_dir: Path, resume: bool, warm_start, ignore, progress: bool,
         "model: %s parameters; %d symbols (%s)", f"{count_params(state.params):,}", len(data.table), data.table.name
     )
     ckpt = Checkpointer(run_dir / "checkpoints", keep=cfg.run.keep_checkpoints)
-    host = HostControl()
-    latest = ckpt.latest_step()
-    if resume and latest is not None:
-        state, meta = ckpt.restore(latest, target=state)
-        if "loader" in meta:
-            data.train_loader.set_state(meta["loader"])
-        else:  # converted PyTorch train states: the data order starts afresh
-            log.info("the checkpoint has no data-loader position (a converted one): starting at the first epoch")
-        host = HostControl.from_dict(meta.get("host_control", {}))
-        log.info("restored step %d from %s", latest, ckpt.directory)
+    host, alarm = HostControl(), DivergenceAlarm(cfg.control.divergence)
+    if resume:
+        state, host, alarm = _restore(ckpt, state, data, cfg.control.divergence)
     elif warm_start:
         params = load_warm_start(state.params, warm_start, ignore)
         state = state.replace(params=params, opt_state=controllers.tx.init(params))
+    if primary:  # a resumed run's only after the restore: a failed restore leaves its config.yaml as it was
+        save_config(cfg, str(run_dir / "config.yaml"))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(failed_start_log(run_dir))  # a stale record of an earlier failed start of this name
     mesh = data_mesh()
     if mesh.devices.size > 1:
         log.info("data parallel over %d devices in %d processes", mesh.devices.size, jax.process_count())
-    monitor = Monitor(str(run_dir), cfg.audio.sampling_rate, enabled=primary)
+    start = int(state.step)
+    monitor = Monitor(str(run_dir), cfg.audio.sampling_rate, enabled=primary, purge_after=start if resume else None)
     return _Run(
+        run_dir_id=_identity(run_dir),
         cfg=cfg, run_dir=run_dir, data=data, controllers=controllers, state=replicate(state, mesh),
-        first_state=jax.device_get(state), mesh=mesh, ckpt=ckpt, host=host, monitor=monitor,
+        first_state=jax.device_get(state), mesh=mesh, ckpt=ckpt, host=host, alarm=alarm, monitor=monitor,
         evaluator=Evaluator(objective, data.val_batches),
         samples=SampleWriter(cfg, model, data.table, monitor, run_dir),
         train_step=jit_train_step(objective, controllers), callbacks=tuple(callbacks),
     )  # fmt: skip
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of `path`, None if it does not exist: tells the run's directory from one made in its place."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _restore(
+    ckpt: Checkpointer, state: TrainState, data: DataBundle, divergence: DivergenceConfig
+) -> tuple[TrainState, HostControl, DivergenceAlarm]:
+    """The newest intact checkpoint into `state`, the data loader and the host controls; a run without any
+    checkpoint starts again from step 0 (said so)."""
+    restored = ckpt.restore_latest(target=state)
+    if restored is None:
+        log.warning("%s: no checkpoint to resume from: the run starts again from step 0", ckpt.directory)
+        return state, HostControl(), DivergenceAlarm(divergence)
+    step, state, meta = restored
+    if "loader" in meta:
+        data.train_loader.set_state(meta["loader"])
+    else:  # converted PyTorch train states: the data order starts afresh
+        log.info("the checkpoint has no data-loader position (a converted one): starting at the first epoch")
+    log.info("restored step %d from %s", step, ckpt.directory)
+    alarm = DivergenceAlarm.from_dict(divergence, meta.get("divergence", {}))
+    return state, HostControl.from_dict(meta.get("host_control", {})), alarm
 
 
 def _run_steps(run: _Run, progress: bool) -> TrainResult:
@@ -197,15 +311,19 @@ def _run_steps(run: _Run, progress: bool) -> TrainResult:
             if bar is not None:
                 bar.n = done
                 bar.set_postfix(loss=f"{loss:.3f}", step_s=f"{window.step_times[-1]:.2f}")
-            if nf.enabled and int(metrics.states["train/nonfinite_consecutive"]) >= nf.max_consecutive:
-                restored = rollback(run.state, done, run.host, run.ckpt, run.first_state, nf)
+            _check_run_dir(run, done)
+            why = _rollback_reason(run, done, loss, float(metrics.means["train/grad_norm"]), metrics)
+            if why is not None:
+                restored = rollback(run.state, done, run.host, run.ckpt, run.first_state, nf, why)
+                run.alarm.reset_streak()
                 run.state = replicate(restored, run.mesh)
                 done = int(run.state.step)
                 continue
+            evaluating = done % cfg.run.eval_every == 0 or done == total
             if done % cfg.run.log_every == 0 or done == total:
-                if _log(run, window, done, time.time() - t_start):
+                if _log(run, window, done, time.time() - t_start, compiles=not evaluating):
                     stop_reason = "callback"
-            if done % cfg.run.eval_every == 0 or done == total:
+            if evaluating:
                 stop_reason = _evaluate(run, done, bar, stop_reason)
     finally:
         if bar is not None:
@@ -216,11 +334,40 @@ def _run_steps(run: _Run, progress: bool) -> TrainResult:
     return TrainResult(str(run.run_dir), int(run.state.step), run.val_metrics, run.state, stop_reason)
 
 
-def _log(run: _Run, window: MetricWindow, step: int, wall_s: float) -> bool:
-    """Flushes the metric window to the monitor; True if a callback asks to stop."""
+def _check_run_dir(run: _Run, step: int) -> None:
+    """Every step (a few system calls): a run directory that was moved, deleted or replaced, or stopped being
+    writable, ends the run now, not at the next checkpoint, `eval_every` steps of work later."""
+    if not run.monitor.enabled:
+        return
+    try:
+        if _identity(run.run_dir) != run.run_dir_id:
+            raise RunDirError(f"{run.run_dir}: the run directory was moved, deleted or replaced")
+        check_writable(run.run_dir, run.ckpt.directory)
+    except RunDirError as e:
+        last = run.ckpt.latest_step()
+        raise RunDirError(f"{e}; stopped at step {step}, the last checkpoint is step {last}") from None
+
+
+def _rollback_reason(run: _Run, step: int, loss: float, grad_norm: float, metrics) -> str | None:
+    """Why the run must roll back after this step (non-finite steps or a finite blow-up in a row), or None."""
+    nf = run.cfg.control.nonfinite
+    if nf.enabled and int(metrics.states["train/nonfinite_consecutive"]) >= nf.max_consecutive:
+        return f"{nf.max_consecutive} consecutive non-finite steps"
+    flagged = run.alarm.check(step, loss, grad_norm)
+    if flagged is not None:
+        log.warning("divergence alarm: %s", flagged)
+    if run.alarm.should_roll_back():
+        return f"{run.alarm.consecutive} consecutive exploding steps (control.divergence)"
+    return None
+
+
+def _log(run: _Run, window: MetricWindow, step: int, wall_s: float, compiles: bool = True) -> bool:
+    """Flushes the metric window to the monitor; True if a callback asks to stop. `compiles`: False at an
+    evaluation step, whose validation record carries `perf/compiles` (each key once per step)."""
     logged = window.flush(step)
     logged["train/rollbacks"] = float(run.host.rollbacks)
-    logged["perf/compiles"] = run.compiles()
+    if compiles:
+        logged["perf/compiles"] = run.compiles()
     logged["perf/wall_s"] = wall_s
     run.monitor.scalars(step, logged)
     if not np.isfinite(logged["train/loss"]):
@@ -252,7 +399,10 @@ def _evaluate(run: _Run, step: int, bar, stop_reason: str) -> str:
             run.host.es_bad_evals, run.host.es_best, run.host.es_best_step, run.ckpt.best_step(), run.ckpt.directory,
         )  # fmt: skip
         stop_reason = "early_stopping"
-    run.ckpt.save(step, state, run.meta(step), val_loss=val["val/loss"])
+    if run.alarm.consecutive == 0:
+        run.ckpt.save(step, state, run.meta(step), val_loss=val["val/loss"])
+    else:  # the update was applied: a checkpoint now could become the state a rollback restores
+        log.warning("step %d: no checkpoint, the divergence alarm flagged the last step", step)
     msg = "  ".join(f"{k}={v:.4f}" for k, v in sorted(val.items()))
     log.info("step %d: %s", step, msg)
     if bar is not None:

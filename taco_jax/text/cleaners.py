@@ -1,11 +1,13 @@
 """Text cleaners: named string -> string normalisations applied before symbol lookup.
 
 Select them by name (`TextConfig.cleaners`); they run in the given order. Every cleaner lowercases,
-collapses runs of whitespace to one space and strips the ends.
+collapses runs of whitespace to one space and strips the ends. A cleaner that takes an argument is written
+"name:argument" (for example "espeak_ipa:ru"); its factory in `CLEANER_FACTORIES` builds it once per argument.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 
@@ -100,13 +102,41 @@ CLEANERS: dict[str, Callable[[str], str]] = {
 }
 
 
+# Cleaners with an argument ("name:argument"): name -> factory(argument) -> cleaner. A factory validates its
+# argument eagerly (ValueError naming it) so a bad config fails before any text is cleaned.
+CLEANER_FACTORIES: dict[str, Callable[[str], Callable[[str], str]]] = {}
+
+
+def known_cleaners() -> list[str]:
+    """Every cleaner name a config may use; parametrised ones as "name:ARG"."""
+    return sorted([*CLEANERS, *(f"{name}:ARG" for name in CLEANER_FACTORIES)])
+
+
+@functools.lru_cache(maxsize=32)
+def _build_cleaner(name: str, argument: str) -> Callable[[str], str]:
+    return CLEANER_FACTORIES[name](argument)
+
+
+def get_cleaner(spec: str) -> Callable[[str], str]:
+    """The cleaner a config names: "name" or "name:argument"; ValueError for an unknown name or a bad argument."""
+    name, colon, argument = spec.partition(":")
+    if colon:
+        if name not in CLEANER_FACTORIES:
+            raise ValueError(f"unknown text cleaner {spec!r}; known: {', '.join(known_cleaners())}")
+        if not argument:
+            raise ValueError(f"text cleaner {spec!r} needs an argument after ':' (as in {name}:ARG)")
+        return _build_cleaner(name, argument)
+    cleaner = CLEANERS.get(spec)
+    if cleaner is None:
+        hint = f" (it takes an argument: {spec}:ARG)" if spec in CLEANER_FACTORIES else ""
+        raise ValueError(f"unknown text cleaner {spec!r}{hint}; known: {', '.join(known_cleaners())}")
+    return cleaner
+
+
 def clean_text(text: str, cleaner_names: Sequence[str]) -> str:
     """Apply the named cleaners in order; ValueError naming an unknown cleaner."""
     if isinstance(cleaner_names, str):  # a bare string would silently iterate over its characters
         cleaner_names = [cleaner_names]
     for name in cleaner_names:
-        cleaner = CLEANERS.get(name)
-        if cleaner is None:
-            raise ValueError(f"unknown text cleaner {name!r}; known: {', '.join(sorted(CLEANERS))}")
-        text = cleaner(text)
+        text = get_cleaner(name)(text)
     return text

@@ -33,6 +33,9 @@ _PAD = "_"
 _SPECIAL = "-"
 _PUNCTUATION = "!'(),.:;? "
 _LETTERS = string.ascii_uppercase + string.ascii_lowercase
+_CYRILLIC = "абвгдеёжзийклмнопрстуфхцчшщъыьэюя"  # Russian lowercase, ё included (33 letters)
+_STRESS = "+"  # written before the stressed vowel ("прив+ет"), as in Tacotron2-New's dictionary
+_EOS = "~"
 
 
 @dataclass(frozen=True)
@@ -138,12 +141,19 @@ def _t2n_legacy_symbols() -> tuple[str, ...]:
     return (_PAD, _SPECIAL, *_PUNCTUATION, "S", "E", *string.ascii_lowercase, "+")
 
 
+def _russian_symbols() -> tuple[str, ...]:
+    # Native Cyrillic (no transliteration): pad, special, punctuation, the stress mark, the 33 letters, eos.
+    return (_PAD, _SPECIAL, *_PUNCTUATION, _STRESS, *_CYRILLIC, _EOS)
+
+
 _TABLES: dict[str, SymbolTable] = {
     t.name: t
     for t in (
         SymbolTable("nvidia_english_v1", 1, _nvidia_symbols()),
         # Same ids as nvidia_english_v1 (so its embeddings transfer) plus one end-of-sentence symbol.
-        SymbolTable("english_eos_v1", 1, (*_nvidia_symbols(), "~"), eos="~"),
+        SymbolTable("english_eos_v1", 1, (*_nvidia_symbols(), _EOS), eos=_EOS),
+        # Russian graphemes with "+" stress and ё, for `russian_cleaners` (and optionally `russian_stress:PATH`).
+        SymbolTable("russian_v1", 1, _russian_symbols(), eos=_EOS),
         # Tacotron2-New HEAD's 60 symbols (transliterated Russian, '+' marks stress), with its cleaner
         # `t2n_transliteration_cleaners`; for converted T2N checkpoints.
         SymbolTable("t2n_translit_v1", 1, _t2n_symbols()),

@@ -10,6 +10,10 @@ NG, takes eSpeak's own word-start events, builds the reference alignment (a hard
 `taco_jax.data.reference_alignment`) and scores it with the same `diagnostics.band_diagonality` and decoder
 step grid (hop x r) as training. A model whose attention followed the true alignment exactly and sharply
 would score this; a soft attention scores less unless it is pulled towards the straight line.
+
+Works for the Russian demo too (`--config configs/demo_ru.yaml`): its cleaned text may carry "+" stress marks,
+which are token ids for the model but which eSpeak never reads (the corpus speaks the text without them), so
+eSpeak's word positions are mapped back through the removed "+" characters (see `to_token_positions`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,30 @@ import sys
 import numpy as np
 
 
+def to_token_positions(words: list, cleaned: str, stress: str = "+") -> list:
+    """eSpeak's word timings over `cleaned` with `stress` removed, re-indexed into `cleaned` itself.
+
+    The token ids map 1:1 to the characters of `cleaned`; eSpeak read it without the stress marks. A word
+    starts at its first character in `cleaned`, a stress mark written before it included ("+утро").
+
+    >>> from taco_jax.demo import WordTiming
+    >>> to_token_positions([WordTiming(0, 6, 0), WordTiming(8, 3, 900)], "прив+ет, м+ир")  # eSpeak read "привет, мир"
+    [WordTiming(char_start=0, n_chars=7, sample=0), WordTiming(char_start=9, n_chars=4, sample=900)]
+    >>> to_token_positions([WordTiming(0, 4, 0)], "+утро")
+    [WordTiming(char_start=0, n_chars=5, sample=0)]
+    """
+    kept = [i for i, ch in enumerate(cleaned) if ch != stress]  # speakable index -> cleaned index
+    kept.append(len(cleaned))  # a position just past the end stays past the end
+    out = []
+    for w in words:
+        start = kept[min(w.char_start, len(kept) - 1)]
+        end = kept[min(w.char_start + max(w.n_chars, 1), len(kept) - 1)]  # first character after the word
+        while start > 0 and cleaned[start - 1] == stress:
+            start -= 1
+        out.append(w._replace(char_start=start, n_chars=end - start))
+    return out
+
+
 def measure(config: str, split: str, overrides: list[str]) -> dict:
     import jax.numpy as jnp
 
@@ -28,7 +56,7 @@ def measure(config: str, split: str, overrides: list[str]) -> dict:
     from taco_jax.config import load_config
     from taco_jax.data import read_filelist
     from taco_jax.data.reference_alignment import one_hot_alignment, reference_path
-    from taco_jax.demo import build_demo_corpus, synthesize_espeak_words
+    from taco_jax.demo import build_demo_corpus, speakable, synthesize_espeak_words
     from taco_jax.text import clean_text, get_symbol_table, text_to_sequence
 
     cfg = load_config(config, overrides)
@@ -45,8 +73,12 @@ def measure(config: str, split: str, overrides: list[str]) -> dict:
             ids, dropped = text_to_sequence(utt.text, table, cfg.text.cleaners, add_eos=cfg.text.add_eos)
             if dropped or len(ids) != len(cleaned) + int(cfg.text.add_eos):
                 raise SystemExit(f"{path}: {utt.text!r}: token ids do not map 1:1 to the cleaned characters")
-            # The corpus speaks the cleaned text (see taco_jax.demo.corpus), so eSpeak's positions index `ids` directly.
-            audio, sr, words = synthesize_espeak_words(cleaned, cfg.data.demo.voice, cfg.data.demo.words_per_minute)
+            # The corpus speaks the cleaned text without stress marks (taco_jax.demo.corpus): eSpeak's positions index
+            # that, and map back to `ids` through the removed marks.
+            spoken = speakable(cleaned)
+            audio, sr, words = synthesize_espeak_words(spoken, cfg.data.demo.voice, cfg.data.demo.words_per_minute)
+            if spoken != cleaned:
+                words = to_token_positions(words, cleaned)
             if sr != cfg.audio.sampling_rate:
                 raise SystemExit(f"eSpeak rate {sr} Hz != audio.sampling_rate {cfg.audio.sampling_rate}")
             n_frames = 1 + len(audio) // hop  # mel_spectrogram's frame count (centred frames)
@@ -71,6 +103,7 @@ def measure(config: str, split: str, overrides: list[str]) -> dict:
     return {
         "config": config,
         "split": split,
+        "language": cfg.data.demo.language,
         "band_tokens": band,
         "n_frames_per_step": r,
         "utterances": len(rows),

@@ -617,3 +617,10 @@ def restore_symbols(path: str | os.PathLike) -> SymbolTable:
 
     ckpt_dir, step = resolve_checkpoint(path)
     return SymbolTable.from_dict(read_meta(ckpt_dir, step)["symbols"])
+
+
+def restore_front_end(path: str | os.PathLike) -> dict | None:
+    """The text front-end record (`taco_jax.text.record`) of the checkpoint `resolve_checkpoint(path)` picks;
+    None for checkpoints written before it was recorded."""
+    ckpt_dir, step = resolve_checkpoint(path)
+    return read_meta(ckpt_dir, step).get("front_end")

@@ -62,6 +62,17 @@ class TextConfig:
     symbols: str = "nvidia_english_v1"  # name of a versioned symbol table in taco_jax.text.symbols
     cleaners: list[str] = field(default_factory=lambda: ["english_cleaners"])
     add_eos: bool = False  # append an end-of-sentence token (helps the gate and the end of alignment)
+    # Training stops when the train split's texts lose a larger share of their characters than this (dropped by
+    # the symbol table, or letters, digits and symbols the cleaners delete): a table or cleaners that do not
+    # fit the language would otherwise train a model on texts with holes in them.
+    max_dropped_share: float = 0.01
+
+    def validate(self, source: str) -> None:
+        """Raises ConfigError naming the first invalid key (`text.<key>`) and `source`."""
+        if not 0.0 <= self.max_dropped_share <= 1.0:
+            raise ConfigError(
+                f"{source}: config key 'text.max_dropped_share' = {self.max_dropped_share!r}; expected 0 <= x <= 1"
+            )
 
 
 @dataclass
@@ -76,6 +87,14 @@ class DemoCorpusConfig:
     words_per_minute: int = 175
     min_seconds: float = 1.0
     max_seconds: float = 5.0
+    # "en": English sentences (taco_jax.demo.sentences), rendered through english_cleaners; "ru": Russian ones
+    # (taco_jax.demo.sentences_ru) through russian_cleaners. Pair "ru" with voice "ru" and symbols russian_v1.
+    language: str = "en"
+
+    def __post_init__(self) -> None:
+        # Checked here rather than in the config-wide validation so a DemoCorpusConfig built in code fails too.
+        if self.language not in ("en", "ru"):
+            raise ConfigError(f"config key 'data.demo.language' = {self.language!r}; expected one of ('en', 'ru')")
 
 
 @dataclass
@@ -452,6 +471,7 @@ def _validate(cfg: Config, source: str) -> None:
         )
     if cfg.data.corpus == "filelists" and not cfg.data.train_filelist:
         raise ConfigError(f"{source}: config key 'data.train_filelist' is required when data.corpus=filelists")
+    cfg.text.validate(source)
     cfg.control.divergence.validate(source)
 
 

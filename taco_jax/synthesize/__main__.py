@@ -3,11 +3,16 @@
     python -m taco_jax.synthesize --checkpoint RUN_OR_CKPT (--text "..." | --text-file F) --out-dir D
         [--reference-wav W | --style-token K] [--style-scale S]     (models with GST)
         [--speaker K]                                               (multi-speaker models)
+        [--max-tokens N] [--max-chars N] [--no-split]               (long inputs)
 
-writes per input line NNN.wav (Griffin-Lim), NNN.png (alignment), NNN.npy (log-mel [frames, n_mels]) and
-report.json (a list, in input order, of {text, frames, seconds, stopped, wav, mel}), and prints one line per
-sentence. A line with nothing to speak (empty, or every character dropped) is an error (exit status 2)
-reported before anything is synthesized or written.
+Each input (a --text, or a line of --text-file) is cut into sentences, and a sentence longer than the model
+takes (--max-tokens, default: the largest training bucket's text length; --max-chars, when given) at commas,
+then between words; the pieces are synthesized in batches and joined with pauses (0.25 s after a sentence,
+0.1 s inside one). Writes per input NNN.wav (Griffin-Lim), NNN.png (alignment), NNN.npy (log-mel
+[frames, n_mels]) and report.json (a list, in input order, of {text, frames, seconds, stopped, wav, mel,
+pieces: [{text, tokens, frames, stopped, split}]}), and prints one line per input saying how it was split. A
+line with nothing to speak (empty, or every character dropped) is an error (exit status 2) reported before
+anything is synthesized or written.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from collections.abc import Sequence
 
 from taco_jax.errors import report_error
 from taco_jax.logging_setup import setup_logging
-from taco_jax.synthesize import TextInputError, load_synthesizer, write_outputs
+from taco_jax.synthesize import Synthesis, TextInputError, load_synthesizer, write_outputs
+from taco_jax.synthesize.split import describe
 
 DESCRIPTION = "Text -> mel -> wav: the synthesis API and CLI."
+SHOWN_CHARS = 60  # the printed line shows this much of each input
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,12 +46,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     style.add_argument("--style-token", type=int, help="GST models: speak in the style of this token alone")
     parser.add_argument("--style-scale", type=float, default=1.0, help="GST models: style strength")
     parser.add_argument("--speaker", type=int, help="multi-speaker models: the speaker id")
+    parser.add_argument(
+        "--max-tokens", type=_positive, help="longest piece in encoded tokens (default: the largest training bucket's)"
+    )
+    parser.add_argument("--max-chars", type=_positive, help="longest piece in characters (default: no limit)")
+    parser.add_argument("--no-split", action="store_true", help="synthesize each input whole, however long")
     args = parser.parse_args(argv)
     setup_logging()
     try:
         return _synthesize(args)
     except BaseException as e:  # noqa: BLE001 — the one place errors become a line on stderr and a status
         return report_error(e, stage="synthesis")
+
+
+def _positive(value: str) -> int:
+    """argparse type of the piece limits: an integer >= 1."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value!r}")
+    return n
 
 
 def _read_text_file(path: str) -> tuple[list[str], list[str]]:
@@ -66,15 +89,31 @@ def _synthesize(args: argparse.Namespace) -> int:
         texts = args.text
         labels = [f"--text {i + 1}" for i in range(len(texts))]
     synth = load_synthesizer(
-        args.checkpoint, args.set, args.seed, args.reference_wav, args.style_token, args.style_scale, args.speaker
-    )
+        args.checkpoint, args.set, args.seed, args.reference_wav, args.style_token, args.style_scale, args.speaker,
+        args.max_tokens, args.max_chars,
+    )  # fmt: skip
     # Every text is validated before any is synthesized, so a bad one leaves no output files.
-    results = synth(texts, batch_size=args.batch_size, labels=labels)
+    results = synth(texts, batch_size=args.batch_size, labels=labels, split=not args.no_split)
     report = write_outputs(synth, results, args.out_dir)
-    for item in report:
-        status = "stopped" if item["stopped"] else "hit max_decoder_steps"
-        print(f"{item['wav']}: {item['seconds']:.2f} s, {status}: {item['text']}")
+    for item, res in zip(report, results, strict=True):
+        print(summary_line(item, res))
     return 0
+
+
+def summary_line(item: dict, res: Synthesis) -> str:
+    """One short line for an input: "000.wav: 9.87 s, stopped, 3 sentences, 1 split at commas: Text...".
+
+    `item` is its report.json entry; the line says "stopped" only when every piece stopped.
+    """
+    cut = sum(not p.stopped for p in res.pieces)
+    if not cut:
+        status = "stopped"
+    elif len(res.pieces) == 1:
+        status = "hit max_decoder_steps"
+    else:
+        status = f"{cut} of {len(res.pieces)} pieces hit max_decoder_steps"
+    text = item["text"] if len(item["text"]) <= SHOWN_CHARS else item["text"][: SHOWN_CHARS - 3] + "..."
+    return f"{item['wav']}: {item['seconds']:.2f} s, {status}, {describe(res.pieces)}: {text}"
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ The braced part bypasses the cleaners and is encoded as '@'-prefixed symbols.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -77,6 +78,21 @@ def text_to_sequence(
     return np.asarray(ids, dtype=np.int32), dropped
 
 
+@functools.lru_cache(maxsize=4096)
+def _cleans_to_nothing(ch: str, cleaners: tuple[str, ...]) -> bool:
+    return not clean_text(ch, cleaners).strip()
+
+
+def cleaned_away(text: str, cleaners: Sequence[str]) -> Counter[str]:
+    """Characters of `text` (outside braced ARPAbet) that the cleaners delete outright, with their counts: e.g.
+    emoji under `convert_to_ascii`. `text_to_sequence` never sees them, so its `dropped` Counter misses them;
+    the two together are what a text loses. Whitespace (which every cleaner collapses) is never counted."""
+    cleaners = (cleaners,) if isinstance(cleaners, str) else tuple(cleaners)
+    plain = _BRACES_RE.sub(" ", text)
+    gone = {ch for ch in set(plain) if not ch.isspace() and _cleans_to_nothing(ch, cleaners)}
+    return Counter(ch for ch in plain if ch in gone)
+
+
 def sequence_to_text(ids: Sequence[int] | np.ndarray, table: SymbolTable) -> str:
     """Decode ids back to text; pad ids are skipped and runs of ARPAbet symbols are put back in braces."""
     out: list[str] = []
@@ -105,6 +121,7 @@ __all__ = [
     "SymbolTable",
     "available_symbol_tables",
     "clean_text",
+    "cleaned_away",
     "get_symbol_table",
     "normalize_numbers",
     "sequence_to_text",

@@ -107,6 +107,46 @@ CLEANERS: dict[str, Callable[[str], str]] = {
 CLEANER_FACTORIES: dict[str, Callable[[str], Callable[[str], str]]] = {}
 
 
+def _espeak_ipa(voice: str) -> Callable[[str], str]:
+    """`espeak_ipa:VOICE` ("espeak_ipa:en-us", "espeak_ipa:ru"): IPA from eSpeak NG, for the `ipa_v1` table.
+
+    See `taco_jax.text.phonemes.espeak_ipa_cleaner`; ValueError here for a voice eSpeak does not know.
+    """
+    # Deferred so that configs without this cleaner never touch the eSpeak binding.
+    from taco_jax.text.phonemes import espeak_ipa_cleaner
+
+    return espeak_ipa_cleaner(voice)
+
+
+CLEANER_FACTORIES["espeak_ipa"] = _espeak_ipa
+
+
+def _russian_cleaners(text: str) -> str:
+    """Russian graphemes for the `russian_v1` table: numbers, abbreviations and Latin words spelled in Cyrillic.
+
+    "В 1999 году — 15%" -> "в тысяча девятьсот девяносто девятом году, пятнадцать процентов"; see
+    `taco_jax.text.russian.russian_cleaners`.
+    """
+    # Deferred so that configs without it never load num2words or pymorphy3's dictionaries.
+    from taco_jax.text.russian import russian_cleaners
+
+    return russian_cleaners(text)
+
+
+def _russian_stress(path: str) -> Callable[[str], str]:
+    """`russian_stress:PATH`: "+" stress marks (and ё) from a `word|w+ord` dictionary, after `russian_cleaners`.
+
+    See `taco_jax.text.stress`; StressDictionaryError (a ValueError) here for a missing or malformed file.
+    """
+    from taco_jax.text.stress import russian_stress_cleaner
+
+    return russian_stress_cleaner(path)
+
+
+CLEANERS["russian_cleaners"] = _russian_cleaners
+CLEANER_FACTORIES["russian_stress"] = _russian_stress
+
+
 def known_cleaners() -> list[str]:
     """Every cleaner name a config may use; parametrised ones as "name:ARG"."""
     return sorted([*CLEANERS, *(f"{name}:ARG" for name in CLEANER_FACTORIES)])

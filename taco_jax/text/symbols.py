@@ -146,6 +146,43 @@ def _russian_symbols() -> tuple[str, ...]:
     return (_PAD, _SPECIAL, *_PUNCTUATION, _STRESS, *_CYRILLIC, _EOS)
 
 
+# ipa_v1: what eSpeak NG 1.52 (the espeakng-loader wheel) writes for `taco_jax.text.phonemes.phonemize`, one
+# symbol per Unicode code point. Found once by phonemising pangrams, prose, numbers and ~20k pseudo-words built
+# from each alphabet with en-us, en-gb, ru, de, fr, es, it, uk and pl (the inventory stopped growing), and
+# spelled out here so the ids never drift with an eSpeak upgrade. Fixed order forever: append in a new version.
+_IPA_PROSODY = "ˈˌːˑ"  # primary and secondary stress (before the stressed vowel), long, half-long
+# IPA letters those nine languages produce, by code point (ASCII a-z come separately, all 26).
+_IPA_LETTERS = "æçðøŋœɐɑɒɔɕəɚɛɜɟɡɣɨɪɬɭɲɵɹɾʁʃʊʌʎʏʑʒʔʝβθᵻ"
+# IPA letters other eSpeak voices produce (be, cs, da, hi, ja, sv, ta, vi, ...), by code point; those voices also
+# write ASCII tone digits and capitals that are not in this table (text_to_sequence counts them as dropped).
+_IPA_LETTERS_OTHER = "äħɖɗɘɤɫɯɳɻɽʀʂʈʉʋʐʕʦχ"
+_IPA_MODIFIERS = "ʰʲᵝ"  # aspirated, palatalised, (ja) labialised
+_IPA_COMBINING: tuple[str, ...] = (
+    "\u0303",  # tilde: nasal (fr, pl, de loans)
+    "\u030a",  # ring above: voiceless
+    "\u031d",  # up tack below: raised
+    "\u031e",  # down tack below: lowered
+    "\u0329",  # vertical line below: syllabic (en "button")
+    "\u032a",  # bridge below: dental (uk)
+    "\u032f",  # inverted breve below: non-syllabic
+    "\u033a",  # inverted bridge below: apical
+    "\u033b",  # square below: laminal
+    "\u0361",  # tie bar, as in t͡s (eSpeak writes it when asked to tie multi-letter phonemes)
+)
+# eSpeak's own ASCII marks for a few phonemes without an IPA name, kept verbatim: ru 'u"' (u between soft
+# consonants, "люди" -> ɭʲˈu"dʲɪ) and ru 'rɪ^' (soft r, "верьте" -> vʲˈerɪ^tʲi). "-" (id 1) also comes from
+# eSpeak: it ties an unstressed word to the next one (fr "de" -> "də-").
+_IPA_ESPEAK_MARKS = '"^'
+
+
+def _ipa_symbols() -> tuple[str, ...]:
+    # pad, special, punctuation, prosody, a-z, IPA letters, modifier letters, combining marks, eSpeak marks, eos.
+    return (
+        _PAD, _SPECIAL, *_PUNCTUATION, *_IPA_PROSODY, *string.ascii_lowercase, *_IPA_LETTERS,
+        *_IPA_LETTERS_OTHER, *_IPA_MODIFIERS, *_IPA_COMBINING, *_IPA_ESPEAK_MARKS, _EOS,
+    )  # fmt: skip
+
+
 _TABLES: dict[str, SymbolTable] = {
     t.name: t
     for t in (
@@ -154,6 +191,8 @@ _TABLES: dict[str, SymbolTable] = {
         SymbolTable("english_eos_v1", 1, (*_nvidia_symbols(), _EOS), eos=_EOS),
         # Russian graphemes with "+" stress and ё, for `russian_cleaners` (and optionally `russian_stress:PATH`).
         SymbolTable("russian_v1", 1, _russian_symbols(), eos=_EOS),
+        # IPA from eSpeak NG for any of its languages, with the cleaner `espeak_ipa:VOICE` (e.g. "espeak_ipa:ru").
+        SymbolTable("ipa_v1", 1, _ipa_symbols(), eos=_EOS),
         # Tacotron2-New HEAD's 60 symbols (transliterated Russian, '+' marks stress), with its cleaner
         # `t2n_transliteration_cleaners`; for converted T2N checkpoints.
         SymbolTable("t2n_translit_v1", 1, _t2n_symbols()),

@@ -30,6 +30,7 @@ from taco_jax.errors import add_traceback_note
 from taco_jax.files import write_text_atomic
 from taco_jax.model import build_model
 from taco_jax.monitor import Monitor
+from taco_jax.text.record import front_end_record
 from taco_jax.train.controllers import Controllers, build_controllers
 from taco_jax.train.divergence import DivergenceAlarm
 from taco_jax.train.evaluation import Evaluator, SampleWriter
@@ -89,6 +90,7 @@ class _Run:
     samples: SampleWriter
     train_step: Callable
     callbacks: Sequence[Callback]
+    front_end: dict  # taco_jax.text.record.front_end_record of cfg.text.cleaners, stored in every checkpoint
     val_metrics: dict[str, float] = field(default_factory=dict)
 
     def compiles(self) -> int:
@@ -101,6 +103,7 @@ class _Run:
         return {
             "config": to_yaml(self.cfg),
             "symbols": self.data.table.to_dict(),
+            "front_end": self.front_end,
             "loader": self.data.train_loader.get_state(),
             "step": step,
             "best_val_loss": self.host.es_best,
@@ -257,6 +260,7 @@ def _setup(cfg, run_dir: Path, resume: bool, warm_start, ignore, progress: bool,
         evaluator=Evaluator(objective, data.val_batches),
         samples=SampleWriter(cfg, model, data.table, monitor, run_dir),
         train_step=jit_train_step(objective, controllers), callbacks=tuple(callbacks),
+        front_end=front_end_record(cfg.text.cleaners),
     )  # fmt: skip
 
 

@@ -49,6 +49,22 @@ def to_token_positions(words: list, cleaned: str, stress: str = "+") -> list:
     return out
 
 
+def to_phoneme_words(words: list, phonemes: str) -> list | None:
+    """eSpeak's word timings (over the spoken graphemes) moved onto the words of the phoneme string the model
+    reads: the k-th timed word starts at the k-th space-separated phoneme word. None when the counts differ
+    (eSpeak joined or split words while phonemising): such an utterance has no reliable reference.
+
+    >>> from taco_jax.demo import WordTiming
+    >>> to_phoneme_words([WordTiming(0, 2, 0), WordTiming(3, 5, 800)], "mˈy bʲirʲˈɵm.")
+    [WordTiming(char_start=0, n_chars=3, sample=0), WordTiming(char_start=4, n_chars=9, sample=800)]
+    """
+    starts = [i for i, ch in enumerate(phonemes) if ch != " " and (i == 0 or phonemes[i - 1] == " ")]
+    if len(starts) != len(words):
+        return None
+    ends = [*(s - 1 for s in starts[1:]), len(phonemes)]
+    return [w._replace(char_start=a, n_chars=b - a) for w, a, b in zip(words, starts, ends, strict=True)]
+
+
 def measure(config: str, split: str, overrides: list[str]) -> dict:
     import jax.numpy as jnp
 
@@ -57,6 +73,7 @@ def measure(config: str, split: str, overrides: list[str]) -> dict:
     from taco_jax.data import read_filelist
     from taco_jax.data.reference_alignment import one_hot_alignment, reference_path
     from taco_jax.demo import build_demo_corpus, speakable, synthesize_espeak_words
+    from taco_jax.demo.corpus import spoken_text
     from taco_jax.text import clean_text, get_symbol_table, text_to_sequence
 
     cfg = load_config(config, overrides)
@@ -66,18 +83,24 @@ def measure(config: str, split: str, overrides: list[str]) -> dict:
     paths = {"val": [val_path], "train": [train_path], "all": [train_path, val_path]}[split]
     table = get_symbol_table(cfg.text.symbols)
     r, hop, band = cfg.model.n_frames_per_step, cfg.audio.hop_length, cfg.diagnostics.band_tokens
-    rows = []
+    rows, skipped = [], 0
     for path in paths:
         for utt in read_filelist(path):
             cleaned = clean_text(utt.text, cfg.text.cleaners)
             ids, dropped = text_to_sequence(utt.text, table, cfg.text.cleaners, add_eos=cfg.text.add_eos)
             if dropped or len(ids) != len(cleaned) + int(cfg.text.add_eos):
                 raise SystemExit(f"{path}: {utt.text!r}: token ids do not map 1:1 to the cleaned characters")
-            # The corpus speaks the cleaned text without stress marks (taco_jax.demo.corpus): eSpeak's positions index
-            # that, and map back to `ids` through the removed marks.
-            spoken = speakable(cleaned)
+            # The corpus speaks the grapheme transcript without stress marks (taco_jax.demo.corpus.spoken_text):
+            # eSpeak's positions index that, and map to `ids` through the removed marks, or, for a phoneme front
+            # end, word by word onto the phoneme string.
+            spoken = spoken_text(utt.text, cfg.data.demo)
             audio, sr, words = synthesize_espeak_words(spoken, cfg.data.demo.voice, cfg.data.demo.words_per_minute)
-            if spoken != cleaned:
+            if speakable(cleaned) != spoken:
+                words = to_phoneme_words(words, cleaned)
+                if words is None:
+                    skipped += 1
+                    continue
+            elif spoken != cleaned:
                 words = to_token_positions(words, cleaned)
             if sr != cfg.audio.sampling_rate:
                 raise SystemExit(f"eSpeak rate {sr} Hz != audio.sampling_rate {cfg.audio.sampling_rate}")
@@ -107,6 +130,7 @@ def measure(config: str, split: str, overrides: list[str]) -> dict:
         "band_tokens": band,
         "n_frames_per_step": r,
         "utterances": len(rows),
+        "skipped_word_count_mismatch": skipped,
         "mean_diag": float(diags.mean()),
         "median_diag": float(np.median(diags)),
         "fraction_diag_ge_0.95": float(np.mean(diags >= 0.95)),
@@ -128,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
     print(f"{result['utterances']} {args.split} utterances, band +-{result['band_tokens']} tokens, "
-          f"r = {result['n_frames_per_step']}")  # fmt: skip
+          f"r = {result['n_frames_per_step']}"
+          + (f" ({result['skipped_word_count_mismatch']} skipped: eSpeak phonemised another number of words)"
+             if result["skipped_word_count_mismatch"] else ""))  # fmt: skip
     print(
         f"reference (eSpeak word timing) band diagonality: mean {result['mean_diag']:.3f}, "
         f"median {result['median_diag']:.3f}, 10th percentile {result['p10_diag']:.3f}, "

@@ -116,16 +116,16 @@ def dtw_mse(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def reference_mels(sentences: list[str], cfg) -> list[np.ndarray]:
-    """eSpeak's log-mels of `sentences`, rendered as the demo corpus renders: the run's cleaners, "+" stress marks
-    removed (eSpeak would read them as words), the corpus voice and speaking rate."""
+    """eSpeak's log-mels of `sentences`, rendered as the demo corpus renders (`spoken_text`: the language's grapheme
+    cleaners without "+", whatever front end the run uses), with the corpus voice and speaking rate."""
     from taco_jax.audio import mel_spectrogram
-    from taco_jax.demo import speakable, synthesize_espeak
-    from taco_jax.text import clean_text
+    from taco_jax.demo import synthesize_espeak
+    from taco_jax.demo.corpus import spoken_text
 
     demo = cfg.data.demo
     refs = []
     for text in sentences:
-        wav, sr = synthesize_espeak(speakable(clean_text(text, cfg.text.cleaners)), demo.voice, demo.words_per_minute)
+        wav, sr = synthesize_espeak(spoken_text(text, demo), demo.voice, demo.words_per_minute)
         if sr != cfg.audio.sampling_rate:
             import soxr
 

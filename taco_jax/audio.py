@@ -30,6 +30,24 @@ class AudioError(UserError, ValueError):
     """An audio file is missing, unreadable, corrupt or empty; the message starts with the file path."""
 
 
+def check_audio_file(path: str) -> None:
+    """AudioError (message starting with `path`) unless `path` is a non-empty regular file."""
+    if os.path.isdir(path):
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    if not os.path.isfile(path):
+        raise AudioError(f"{path}: audio file not found")
+    if os.path.getsize(path) == 0:
+        raise AudioError(f"{path}: audio file is empty (0 bytes)")
+
+
+def check_samples(path: str, wav: np.ndarray) -> None:
+    """AudioError (message starting with `path`) when the decoded `wav` [samples] is empty or not finite."""
+    if wav.size == 0:
+        raise AudioError(f"{path}: audio file is empty (a header without samples)")
+    if not np.isfinite(wav).all():
+        raise AudioError(f"{path}: audio contains NaN or infinite samples")
+
+
 def load_wav(path: str, sampling_rate: int) -> np.ndarray:
     """Read an audio file as mono float32 `[samples]` in [-1, 1] at `sampling_rate` Hz.
 
@@ -37,22 +55,14 @@ def load_wav(path: str, sampling_rate: int) -> np.ndarray:
     `taco_jax.audio`. Raises AudioError (message starts with `path`) if the file is missing, unreadable,
     corrupt, empty, silent (no sample reaches `SILENCE_PEAK`) or holds non-finite samples.
     """
-    if os.path.isdir(path):
-        raise AudioError(f"{path}: is a directory, not an audio file")
-    if not os.path.isfile(path):
-        raise AudioError(f"{path}: audio file not found")
-    if os.path.getsize(path) == 0:
-        raise AudioError(f"{path}: audio file is empty (0 bytes)")
+    check_audio_file(path)
     try:
         data, file_rate = sf.read(path, dtype="float32", always_2d=True)
     except Exception as e:  # libsndfile raises several types (LibsndfileError, RuntimeError, TypeError)
         # LibsndfileError's str() repeats the path ("Error opening 'x.wav': ..."); its error_string does not.
         raise AudioError(f"{path}: cannot read audio: {getattr(e, 'error_string', None) or e}") from None
-    if data.size == 0:
-        raise AudioError(f"{path}: audio file is empty (a header without samples)")
     wav = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-    if not np.isfinite(wav).all():
-        raise AudioError(f"{path}: audio contains NaN or infinite samples")
+    check_samples(path, wav)
     if float(np.max(np.abs(wav))) < SILENCE_PEAK:
         raise AudioError(f"{path}: audio is silent (every sample is below one 16-bit step)")
     if file_rate != sampling_rate:

@@ -93,9 +93,10 @@ def test_loader_benchmark_smoke(tiny_corpus, tmp_path, capsys):
     sets = [
         "data.corpus=filelists", f"data.train_filelist={train}", f"data.val_filelist={val}",
         f"data.cache_dir={tmp_path}/mel_cache", "data.batch_size=4", "data.buckets=[[40,132],[64,222]]",
-        "text.symbols=english_eos_v1", "model.n_frames_per_step=3",
+        "model.n_frames_per_step=3",
     ]  # fmt: skip
-    assert loader_main(["--config", "configs/demo.yaml", "--batches", "7", "--step-s", "0.5"] + set_args(sets)) == 0
+    argv = ["--config", "configs/demo_graphemes.yaml", "--batches", "7", "--step-s", "0.5"]
+    assert loader_main(argv + set_args(sets)) == 0
     rec = last_json_line(capsys)
     assert rec["batches"] == 7 and rec["batch_size"] == 4 and rec["train_items"] > 0
     assert rec["batches_per_s"] > 0 and rec["mel_frames_per_s"] > rec["batches_per_s"]

@@ -13,6 +13,7 @@ import soundfile as sf
 from taco_jax.config import AudioConfig, DemoCorpusConfig
 from taco_jax.demo import corpus, espeak, vocabulary
 from taco_jax.demo.sentences import MAX_WORDS, MIN_WORDS, generate_sentences
+from taco_jax.demo.sentences_ru import generate_sentences_ru
 
 TINY = DemoCorpusConfig(n_utterances=12, n_val=3, seed=3)
 LINE_RE = re.compile(r"^wavs/\d{6}\.wav\|[^|]+[.?!]$")
@@ -82,13 +83,16 @@ def test_generator_vocabulary_and_content():
     assert vocab.words() <= set(vocabulary.load_cmudict())
 
 
-def test_generator_is_deterministic_and_prefix_stable():
-    a = generate_sentences(50, seed=11)
-    assert a == generate_sentences(50, seed=11)
-    assert generate_sentences(80, seed=11)[:50] == a
-    assert a != generate_sentences(50, seed=12)
-    short = generate_sentences(30, seed=1, min_words=4, max_words=6)
+@pytest.mark.parametrize("generate", [generate_sentences, generate_sentences_ru], ids=["en", "ru"])
+def test_generator_is_deterministic_and_prefix_stable(generate):
+    a = generate(40, seed=11)
+    assert a == generate(40, seed=11)
+    assert generate(70, seed=11)[:40] == a
+    assert a != generate(40, seed=12)
+    short = generate(30, seed=1, min_words=4, max_words=6)
     assert all(4 <= len(s.split()) <= 6 for s in short)
+    with pytest.raises(ValueError, match="min_words"):
+        generate(3, seed=1, min_words=5, max_words=4)
 
 
 # --- corpus on disk ------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -100,8 +99,7 @@ def text_losses(
     silent = {table.pad_id, table.eos_id} | {i for i, sym in enumerate(table.symbols) if sym.isspace()}
     kept = sum(int(i) not in silent for i in ids)
     deleted = cleaned_away(text, cfg.text.cleaners)
-    # Unicode categories L (letters), N (digits, numerals) and S (symbols, emoji): content, not formatting.
-    return kept, dropped + Counter({ch: n for ch, n in deleted.items() if unicodedata.category(ch)[0] in "LNS"})
+    return kept, dropped + deleted
 
 
 @dataclass(frozen=True, eq=False)

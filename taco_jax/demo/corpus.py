@@ -117,12 +117,18 @@ def _generate(n: int, cfg: DemoCorpusConfig) -> list[str]:
     return generate_sentences(n, cfg.seed)
 
 
+def spoken_text(sentence: str, cfg: DemoCorpusConfig) -> str:
+    """The text eSpeak reads for `sentence` in a corpus of `cfg`: the language's grapheme cleaners, without "+".
+
+    eSpeak reads the text exactly as the grapheme front end spells it ("1984" -> "nineteen eighty-four",
+    "в 1987 году" -> "в тысяча девятьсот восемьдесят седьмом году"), so audio and the cleaned transcript agree.
+    Whatever front end a model trains with (graphemes or phonemes of the same text), this is what was spoken.
+    """
+    return speakable(clean_text(sentence, LANGUAGES[cfg.language]["cleaners"]))
+
+
 def _render(sentence: str, cfg: DemoCorpusConfig, voice: str) -> tuple[np.ndarray, int]:
-    # eSpeak reads the text exactly as the default front end spells it ("1984" -> "nineteen eighty-four",
-    # "в 1987 году" -> "в тысяча девятьсот восемьдесят седьмом году"), so audio and the cleaned transcript
-    # the model sees always agree.
-    cleaned = clean_text(sentence, LANGUAGES[cfg.language]["cleaners"])
-    return synthesize_espeak(speakable(cleaned), voice, cfg.words_per_minute)
+    return synthesize_espeak(spoken_text(sentence, cfg), voice, cfg.words_per_minute)
 
 
 # Words for meta.json's count: Latin or Cyrillic letters (ё included) and apostrophes.

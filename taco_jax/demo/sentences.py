@@ -6,7 +6,7 @@ digits (for the text cleaner to expand); the same seed always gives the same sen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -226,20 +226,36 @@ def generate_sentences(n: int, seed: int, min_words: int = MIN_WORDS, max_words:
     `generate_sentences(n + k, s)`. Numbers are written as digits ("42", "1984", "3.5", "2nd") for the text
     cleaner to expand; punctuation includes commas, periods, question and exclamation marks and apostrophes.
     """
-    if not 1 <= min_words <= max_words:
-        raise ValueError(f"need 1 <= min_words <= max_words, got {min_words}, {max_words}")
     rng = np.random.default_rng(seed)
     maker = _SentenceMaker(rng)
+    too_small = f"max_words={max_words} is too small for the sentence templates (try >= 5)"
+    return distinct_sentences(n, rng, lambda target: maker.sentence(target, max_words), min_words, max_words, too_small)
+
+
+def distinct_sentences(
+    n: int,
+    rng: np.random.Generator,
+    draw: Callable[[int], str | None],
+    min_words: int,
+    max_words: int,
+    too_small: str,
+) -> list[str]:
+    """The first `n` distinct sentences `draw(target_words)` makes, each target drawn from `rng` in
+    `min_words..max_words`. A draw that gives None or a sentence outside that word range is redrawn (up to 1000
+    times, then ValueError(`too_small`)); a repeated sentence is skipped. Both languages' generators share this
+    loop, so a seed gives the same corpus however a generator's templates change elsewhere."""
+    if not 1 <= min_words <= max_words:
+        raise ValueError(f"need 1 <= min_words <= max_words, got {min_words}, {max_words}")
     out: list[str] = []
     seen: set[str] = set()
     while len(out) < n:
         target = int(rng.integers(min_words, max_words + 1))
-        for _ in range(1000):  # a sentence that overshoots max_words is redrawn
-            s = maker.sentence(target, max_words)
-            if s is not None:
+        for _ in range(1000):
+            s = draw(target)
+            if s is not None and min_words <= len(s.split()) <= max_words:
                 break
         else:
-            raise ValueError(f"max_words={max_words} is too small for the sentence templates (try >= 5)")
+            raise ValueError(too_small)
         if s not in seen:
             seen.add(s)
             out.append(s)

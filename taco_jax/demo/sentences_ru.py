@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from taco_jax.demo.sentences import distinct_sentences
 from taco_jax.demo.vocabulary_ru import PLACE_PREPOSITION, Noun, RussianLexicon, Verb, russian_lexicon
 
 __all__ = ["DIGIT_SHARE", "GENERATOR_VERSION", "MAX_WORDS", "MIN_WORDS", "generate_sentences_ru", "ordinal_suffix"]
@@ -1106,21 +1107,7 @@ def generate_sentences_ru(n: int, seed: int, min_words: int = MIN_WORDS, max_wor
     >>> len(s) == len(set(s)) == 20 and s == generate_sentences_ru(30, seed=0)[:20]
     True
     """
-    if not 1 <= min_words <= max_words:
-        raise ValueError(f"need 1 <= min_words <= max_words, got {min_words}, {max_words}")
     rng = np.random.default_rng(seed)
     maker = _Maker(rng)
-    out: list[str] = []
-    seen: set[str] = set()
-    while len(out) < n:
-        target = int(rng.integers(min_words, max_words + 1))
-        for _ in range(1000):  # a sentence outside the word range is redrawn
-            s = maker.sentence(target)
-            if min_words <= len(s.split()) <= max_words:
-                break
-        else:
-            raise ValueError(f"no sentence of {min_words}..{max_words} words (try max_words >= 6)")
-        if s not in seen:
-            seen.add(s)
-            out.append(s)
-    return out
+    too_small = f"no sentence of {min_words}..{max_words} words (try max_words >= 6)"
+    return distinct_sentences(n, rng, maker.sentence, min_words, max_words, too_small)

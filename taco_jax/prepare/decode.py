@@ -6,14 +6,13 @@ read goes to librosa.load, which tries audioread's backends (ffmpeg, GStreamer, 
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
 import soundfile as sf
 import soxr
 
-from taco_jax.audio import AudioError
+from taco_jax.audio import AudioError, check_audio_file, check_samples
 
 
 def decode_audio(path: str) -> tuple[np.ndarray, int]:
@@ -23,19 +22,13 @@ def decode_audio(path: str) -> tuple[np.ndarray, int]:
     AudioError (message starting with `path`) when the file is missing, empty, undecodable or holds non-finite
     samples.
     """
-    if not os.path.isfile(path):
-        raise AudioError(f"{path}: audio file not found")
-    if os.path.getsize(path) == 0:
-        raise AudioError(f"{path}: audio file is empty (0 bytes)")
+    check_audio_file(path)
     try:
         data, rate = sf.read(path, dtype="float32", always_2d=True)
         wav = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     except Exception as e:  # libsndfile raises several types (LibsndfileError, RuntimeError, TypeError)
         wav, rate = _decode_fallback(path, getattr(e, "error_string", None) or str(e))
-    if wav.size == 0:
-        raise AudioError(f"{path}: audio file is empty (a header without samples)")
-    if not np.isfinite(wav).all():
-        raise AudioError(f"{path}: audio contains NaN or infinite samples")
+    check_samples(path, wav)
     return np.ascontiguousarray(wav, dtype=np.float32), int(rate)
 
 

@@ -125,20 +125,28 @@ def _id_text(fields: list[str], n_fields: tuple[int, ...], layout: str) -> tuple
     return item_id, normalize_text(text)
 
 
+def _read_id_text_table(
+    meta: str, n_fields: tuple[int, ...], layout: str, item: Callable[[str, str, str], SourceItem]
+) -> ReadResult:
+    """`_read_table` over `layout` lines whose first field is an id and whose last text is the transcript:
+    `item(id, text, source)` makes each line's SourceItem."""
+
+    def parse(fields: list[str], source: str) -> SourceItem | str:
+        parsed = _id_text(fields, n_fields, layout)
+        return parsed if isinstance(parsed, str) else item(*parsed, source)
+
+    return _read_table(meta, parse)
+
+
 def _read_ljspeech(root: str) -> ReadResult:
     """LJSpeech: `metadata.csv` lines `id|text|normalized text`, audio in `wavs/<id>.wav`; one speaker."""
     meta = _require(os.path.join(root, "metadata.csv"), "ljspeech", "lines id|text|normalized text")
 
-    def parse(fields: list[str], source: str) -> SourceItem | str:
-        parsed = _id_text(fields, (2, 3), "id|text|normalized text")
-        if isinstance(parsed, str):
-            return parsed
-        item_id, text = parsed
-        return SourceItem(
-            os.path.abspath(os.path.join(root, "wavs", item_id + ".wav")), text, "ljspeech", source, item_id
-        )
+    def item(item_id: str, text: str, source: str) -> SourceItem:
+        wav = os.path.abspath(os.path.join(root, "wavs", item_id + ".wav"))
+        return SourceItem(wav, text, "ljspeech", source, item_id)
 
-    return _read_table(meta, parse)
+    return _read_id_text_table(meta, (2, 3), "id|text|normalized text", item)
 
 
 def _ruslan_metadata(root: str) -> str:
@@ -158,16 +166,12 @@ def _read_ruslan(root: str) -> ReadResult:
     `wavs/<id>.wav`; one speaker."""
     meta = _ruslan_metadata(root)
 
-    def parse(fields: list[str], source: str) -> SourceItem | str:
-        parsed = _id_text(fields, (2,), "id|text")
-        if isinstance(parsed, str):
-            return parsed
-        item_id, text = parsed
+    def item(item_id: str, text: str, source: str) -> SourceItem:
         candidates = [os.path.abspath(os.path.join(root, sub, item_id + ".wav")) for sub in ("RUSLAN", "wavs")]
         audio = next((c for c in candidates if os.path.isfile(c)), candidates[0])
         return SourceItem(audio, text, "ruslan", source, item_id)
 
-    return _read_table(meta, parse)
+    return _read_id_text_table(meta, (2,), "id|text", item)
 
 
 def _read_css10(root: str) -> ReadResult:
@@ -175,15 +179,11 @@ def _read_css10(root: str) -> ReadResult:
     corpus folder; one speaker."""
     meta = _require(os.path.join(root, "transcript.txt"), "css10", "lines relpath|text|normalized text|duration")
 
-    def parse(fields: list[str], source: str) -> SourceItem | str:
-        parsed = _id_text(fields, (3, 4), "relpath|text|normalized text|duration")
-        if isinstance(parsed, str):
-            return parsed
-        rel, text = parsed
+    def item(rel: str, text: str, source: str) -> SourceItem:
         stem = os.path.splitext(os.path.basename(rel))[0]
         return SourceItem(os.path.abspath(os.path.join(root, rel)), text, "css10", source, stem)
 
-    return _read_table(meta, parse)
+    return _read_id_text_table(meta, (3, 4), "relpath|text|normalized text|duration", item)
 
 
 def _read_mailabs(root: str) -> ReadResult:
@@ -200,14 +200,10 @@ def _read_mailabs(root: str) -> ReadResult:
         book = meta.parent
         speaker = MIX_SPEAKER if book.parent.name == MIX_SPEAKER else book.parent.name
 
-        def parse(fields: list[str], source: str, book: Path = book, speaker: str = speaker) -> SourceItem | str:
-            parsed = _id_text(fields, (2, 3), "id|text|normalized text")
-            if isinstance(parsed, str):
-                return parsed
-            item_id, text = parsed
+        def item(item_id: str, text: str, source: str, book: Path = book, speaker: str = speaker) -> SourceItem:
             return SourceItem(str((book / "wavs" / f"{item_id}.wav").absolute()), text, speaker, source, item_id)
 
-        result.extend(_read_table(str(meta), parse))
+        result.extend(_read_id_text_table(str(meta), (2, 3), "id|text|normalized text", item))
     return result
 
 

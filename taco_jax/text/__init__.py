@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
@@ -84,12 +85,13 @@ def _cleans_to_nothing(ch: str, cleaners: tuple[str, ...]) -> bool:
 
 
 def cleaned_away(text: str, cleaners: Sequence[str]) -> Counter[str]:
-    """Characters of `text` (outside braced ARPAbet) that the cleaners delete outright, with their counts: e.g.
-    emoji under `convert_to_ascii`. `text_to_sequence` never sees them, so its `dropped` Counter misses them;
-    the two together are what a text loses. Whitespace (which every cleaner collapses) is never counted."""
+    """Letters, digits and symbols of `text` (outside braced ARPAbet) that the cleaners delete outright, with their
+    counts: e.g. emoji under `convert_to_ascii`. `text_to_sequence` never sees them, so its `dropped` Counter
+    misses them; the two together are what a text loses. Whitespace and punctuation are never counted: cleaners
+    normalise them (quotes removed, a lone comma stripped when the character is cleaned on its own)."""
     cleaners = (cleaners,) if isinstance(cleaners, str) else tuple(cleaners)
     plain = _BRACES_RE.sub(" ", text)
-    gone = {ch for ch in set(plain) if not ch.isspace() and _cleans_to_nothing(ch, cleaners)}
+    gone = {ch for ch in set(plain) if unicodedata.category(ch)[0] in "LNS" and _cleans_to_nothing(ch, cleaners)}
     return Counter(ch for ch in plain if ch in gone)
 
 

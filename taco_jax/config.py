@@ -22,6 +22,14 @@ class ConfigError(UserError, ValueError):
     """A configuration file or override is invalid; the message names the key and the source."""
 
 
+def _first_failed_check(section_cfg: object, section: str, checks, source: str) -> None:
+    """Raises ConfigError for the first `(key, ok, expected)` of `checks` that is not ok, naming `section.key`."""
+    for key, ok, expected in checks:
+        if not ok:
+            value = getattr(section_cfg, key)
+            raise ConfigError(f"{source}: config key '{section}.{key}' = {value!r}; expected {expected}")
+
+
 @dataclass
 class RunConfig:
     name: str = "run"  # run directory is <out_dir>/<name>
@@ -338,10 +346,7 @@ class DivergenceConfig:
             ("min_history", 1 <= self.min_history <= self.window, ">= 1 and <= control.divergence.window"),
             ("max_consecutive", self.max_consecutive >= 1, ">= 1"),
         )
-        for key, ok, expected in checks:
-            if not ok:
-                value = getattr(self, key)
-                raise ConfigError(f"{source}: config key 'control.divergence.{key}' = {value!r}; expected {expected}")
+        _first_failed_check(self, "control.divergence", checks, source)
 
 
 @dataclass
@@ -390,6 +395,43 @@ class DistributedConfig:
 
 
 @dataclass
+class AlertsConfig:
+    """Opt-in alerts during training (taco_jax/alerts): a Telegram bot and/or a JSON webhook.
+
+    The secrets are never config keys (config.yaml and every checkpoint hold the config): the bot token, the chat id
+    and the webhook URL come from the environment variables TACO_JAX_TELEGRAM_TOKEN, TACO_JAX_TELEGRAM_CHAT_ID and
+    TACO_JAX_ALERT_WEBHOOK_URL, checked when `python -m taco_jax.train` starts.
+    """
+
+    enabled: bool = False
+    telegram: bool = False  # Bot API sendMessage / sendPhoto (the newest alignment image)
+    telegram_api_url: str = "https://api.telegram.org"  # a local server can stand in (tests)
+    webhook: bool = False  # POST {"event", "text", "fields", "image_png_base64"} as JSON
+    summary_every_min: float = 30.0  # minutes between summaries (loss, alignment, steps/s, ETA); 0 = none
+    # "Alignment formed": the first evaluation with val/align_diag and val/align_focus at or above these (the
+    # tuner's default thresholds for alignment that holds, taco_jax/tune/objectives.py).
+    align_diag: float = 0.8
+    align_focus: float = 0.5
+    min_interval_s: float = 1.0  # between two sends (Telegram allows about one message per second per chat)
+    timeout_s: float = 10.0  # per HTTP request; also how long the end of a run waits for unsent alerts
+    queue_size: int = 100  # alerts waiting to be sent; more are dropped (and counted), training never waits
+
+    def validate(self, source: str) -> None:
+        """Raises ConfigError naming the first invalid key (`alerts.<key>`) and `source`."""
+        checks = (
+            ("telegram_api_url", self.telegram_api_url.startswith(("http://", "https://")), "an http(s):// URL"),
+            ("summary_every_min", self.summary_every_min >= 0.0, ">= 0 (0: no summaries)"),
+            ("align_diag", 0.0 <= self.align_diag <= 1.0, "0 <= x <= 1"),
+            ("align_focus", 0.0 <= self.align_focus <= 1.0, "0 <= x <= 1"),
+            ("min_interval_s", self.min_interval_s >= 0.0, ">= 0"),
+            ("timeout_s", self.timeout_s > 0.0, "> 0"),
+            ("queue_size", self.queue_size >= 1, ">= 1"),
+            ("enabled", not self.enabled or self.telegram or self.webhook, "a sink: alerts.telegram or alerts.webhook"),
+        )
+        _first_failed_check(self, "alerts", checks, source)
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -401,6 +443,7 @@ class Config:
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
 
 _CHOICES = {
@@ -473,6 +516,7 @@ def _validate(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: config key 'data.train_filelist' is required when data.corpus=filelists")
     cfg.text.validate(source)
     cfg.control.divergence.validate(source)
+    cfg.alerts.validate(source)
 
 
 def load_config(path: str | None, overrides: Sequence[str] = ()) -> Config:
@@ -525,6 +569,7 @@ def save_config(cfg: Config, path: str | os.PathLike) -> None:
 
 __all__ = [
     "MISSING",
+    "AlertsConfig",
     "AudioConfig",
     "Config",
     "ConfigError",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["UserError", "add_traceback_note", "report_error"]
+__all__ = ["UserError", "add_traceback_note", "report_error", "traceback_path"]
 
 USER_ERROR_STATUS = 2
 INTERNAL_ERROR_STATUS = 1
@@ -30,7 +30,8 @@ def add_traceback_note(exc: BaseException, path: object) -> None:
     exc.add_note(f"{_NOTE}{path}")
 
 
-def _traceback_path(exc: BaseException) -> str | None:
+def traceback_path(exc: BaseException) -> str | None:
+    """Where `exc`'s traceback was written (`add_traceback_note`), or None."""
     notes = [n for n in getattr(exc, "__notes__", []) if n.startswith(_NOTE)]
     return notes[-1][len(_NOTE) :] if notes else None
 
@@ -45,7 +46,7 @@ def report_error(exc: BaseException, *, stage: str = "") -> int:
     if isinstance(exc, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)
         return INTERRUPTED_STATUS
-    where = _traceback_path(exc)
+    where = traceback_path(exc)
     if isinstance(exc, UserError | OSError):
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return getattr(exc, "exit_status", USER_ERROR_STATUS)

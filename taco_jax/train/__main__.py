@@ -1,5 +1,8 @@
 """python -m taco_jax.train --config FILE [--set a.b=v ...] [--resume [RUN_DIR]] [--warm-start CKPT [--ignore RE ...]]
 
+With `alerts.enabled`, events of the run go to Telegram and/or a webhook (taco_jax/train/alerting.py); their
+secrets come from the environment, and a missing one stops the command before training starts.
+
 Every error is one line on stderr: `error: ...` with exit status 2 for errors in the input (config, data,
 checkpoints, the run directory), 1 for a diverged run or a bug (whose traceback is in the run's train.log).
 """
@@ -72,10 +75,10 @@ def _train(args: argparse.Namespace) -> int:
         cfg = load_config(str(run_dir / "config.yaml"), args.set)  # the run's own; --set may extend it (max_steps)
         cfg.distributed = this_process
         resume = str(run_dir)
-    from taco_jax.train.loop import train
+    from taco_jax.train.alerting import train_with_alerts  # train() itself when alerts.enabled is off
 
-    result = train(cfg, resume=resume, warm_start=args.warm_start, ignore=args.ignore,
-                   progress=False if args.no_progress else None)  # fmt: skip
+    result = train_with_alerts(cfg, resume=resume, warm_start=args.warm_start, ignore=args.ignore,
+                               progress=False if args.no_progress else None)  # fmt: skip
     shutdown_distributed()
     summary = "  ".join(f"{k}={v:.4f}" for k, v in sorted(result.val_metrics.items()))
     print(f"finished at step {result.step}; run directory {Path(result.run_dir)}\n{summary}")

@@ -145,12 +145,13 @@ def frozen(number, state, steps, wall_s):
 
 def test_pruning_savings_by_hand():
     s = optuna.trial.TrialState
-    trials = [frozen(0, s.COMPLETE, 100, 50.0), frozen(1, s.PRUNED, 20, 20.0), frozen(2, s.PRUNED, 40, 10.0)]
+    trials = [frozen(0, s.COMPLETE, 100, 50.0), frozen(1, s.COMPLETE, 100, 70.0), frozen(2, s.COMPLETE, 100, 60.0),
+              frozen(3, s.PRUNED, 20, 20.0), frozen(4, s.PRUNED, 40, 10.0), frozen(5, s.FAIL, 5, 99.0)]  # fmt: skip
     out = pruning_savings(trials, max_steps=100)
-    # trial 1: 80 steps at 1 s each; trial 2: 60 steps at 0.25 s each
-    assert out["pruned_trials"] == 2 and out["steps_not_run"] == 140
-    assert out["seconds_saved"] == pytest.approx(95.0) and out["seconds_spent"] == pytest.approx(80.0)
-    assert out["share_saved"] == pytest.approx(95.0 / 175.0)
+    # the median complete trial took 60 s: the pruned ones saved 60 - 20 and 60 - 10
+    assert out["pruned_trials"] == 2 and out["steps_not_run"] == 80 + 60
+    assert out["median_complete_trial_s"] == 60.0 and out["seconds_saved"] == pytest.approx(90.0)
+    assert out["seconds_spent"] == pytest.approx(210.0) and out["share_saved"] == pytest.approx(90.0 / 300.0)
 
 
 def test_journal_trial_of_a_dead_worker_is_failed_and_retried(tmp_path):

@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--grace", type=int, default=90, help="seconds without a heartbeat before a trial is failed")
     p.add_argument("--max-retry", type=int, default=2, help="retries of a trial whose worker died")
     p.add_argument("--report", action="store_true", help="only write and print the study's report")
-    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a child started by --workers
+    p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # the index of a child started by --workers
     return p
 
 
@@ -73,10 +73,17 @@ def _settings(args: argparse.Namespace):
     return TuneSettings(
         study=args.study, space=load_space(args.space), config=args.config, overrides=args.set,
         out_dir=Path(args.out_dir), objectives=parse_objectives(args.objective), n_trials=args.trials,
-        timeout_s=args.timeout, sampler=args.sampler, pruner=args.pruner, seed=args.seed,
+        timeout_s=args.timeout, sampler=args.sampler, pruner=args.pruner, seed=_worker_seed(args),
         startup_trials=args.startup_trials, thresholds=AlignmentThresholds(args.align_diag, args.align_focus),
         storage=args.storage, heartbeat_s=args.heartbeat, grace_s=args.grace, max_retry=args.max_retry,
     )  # fmt: skip
+
+
+def _worker_seed(args: argparse.Namespace) -> int | None:
+    """Each worker its own sampler seed: with one seed, parallel workers would draw the same values."""
+    if args.seed is None:
+        return None
+    return args.seed + (args.worker or 0)
 
 
 def _tune(args: argparse.Namespace, argv: list[str]) -> int:
@@ -91,7 +98,7 @@ def _tune(args: argparse.Namespace, argv: list[str]) -> int:
         study = optuna.load_study(study_name=args.study, storage=storage)
         return _print_report(study, Path(args.out_dir) / args.study)
     s = _settings(args)
-    parent = args.workers > 1 and not args.worker
+    parent = args.workers > 1 and args.worker is None
     if not parent:
         from taco_jax.train.host_memory import retain_host_memory
 
@@ -107,13 +114,13 @@ def _tune(args: argparse.Namespace, argv: list[str]) -> int:
             work(s, study, on_trial_end=on_trial_end)
     except KeyboardInterrupt:
         log.warning("interrupted: the study stays in its storage; rerun the same command to go on")
-        if not args.worker:
+        if args.worker is None:
             _print_report(study, s.study_dir)
         raise
     finally:
         if alerts is not None:
             alerts.close(s.base_config().alerts.timeout_s)
-    return 0 if args.worker else _print_report(study, s.study_dir)
+    return 0 if args.worker is not None else _print_report(study, s.study_dir)
 
 
 def _run_workers(argv: list[str], k: int) -> None:
@@ -124,7 +131,7 @@ def _run_workers(argv: list[str], k: int) -> None:
     for i in range(k):
         mine = cpus[(i * per) % len(cpus) :][:per]
         log.info("worker %d of %d on cores %s", i + 1, k, mine)
-        cmd = [sys.executable, "-m", "taco_jax.tune", *argv, "--worker"]
+        cmd = [sys.executable, "-m", "taco_jax.tune", *argv, "--worker", str(i)]
         procs.append(subprocess.Popen(cmd, preexec_fn=lambda m=mine: os.sched_setaffinity(0, m)))  # noqa: PLW1509
     try:
         codes = [p.wait() for p in procs]

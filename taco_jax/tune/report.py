@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import statistics
 import warnings
 from pathlib import Path
 
@@ -23,19 +25,21 @@ __all__ = ["pruning_savings", "write_report"]
 
 
 def pruning_savings(trials: list[FrozenTrial], max_steps: int) -> dict:
-    """Steps and seconds pruned trials did not run: each pruned trial's remaining steps at its own mean step time
-    (wall time / steps run, compilation included, so the estimate is on the low side)."""
-    pruned = [t for t in trials if t.state == TrialState.PRUNED and t.user_attrs.get("steps")]
-    ran = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.user_attrs.get("wall_s")]
-    saved_steps = sum(max_steps - int(t.user_attrs["steps"]) for t in pruned)
-    saved_s = sum((max_steps - t.user_attrs["steps"]) * t.user_attrs["wall_s"] / t.user_attrs["steps"] for t in pruned)
-    spent_s = sum(float(t.user_attrs["wall_s"]) for t in ran)
+    """What pruning saved: each pruned trial would have taken about as long as the median complete trial (whose
+    wall time, like the pruned one's, includes its compilations), so it saved that minus its own wall time.
+    `seconds_spent` is the wall time of all complete and pruned trials (workers in parallel add up)."""
+    pruned = [t for t in trials if t.state == TrialState.PRUNED and t.user_attrs.get("wall_s") is not None]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("wall_s") is not None]
+    full_s = statistics.median(t.user_attrs["wall_s"] for t in complete) if complete else math.nan
+    saved_s = sum(max(0.0, full_s - t.user_attrs["wall_s"]) for t in pruned) if complete else math.nan
+    spent_s = sum(float(t.user_attrs["wall_s"]) for t in pruned + complete)
     return {
         "pruned_trials": len(pruned),
-        "steps_not_run": int(saved_steps),
+        "steps_not_run": int(sum(max_steps - int(t.user_attrs.get("steps", max_steps)) for t in pruned)),
+        "median_complete_trial_s": float(full_s),
         "seconds_saved": float(saved_s),
         "seconds_spent": float(spent_s),
-        "share_saved": float(saved_s / (saved_s + spent_s)) if saved_s + spent_s > 0 else 0.0,
+        "share_saved": float(saved_s / (saved_s + spent_s)) if saved_s + spent_s > 0 else math.nan,
     }
 
 

@@ -105,7 +105,8 @@ def _sampler(s: TuneSettings) -> optuna.samplers.BaseSampler:
 
 
 def _pruner(s: TuneSettings, cfg: Config) -> optuna.pruners.BasePruner:
-    """Pruners act from the second evaluation on: the first val/loss says little about the rest of a run."""
+    """Median and percentile pruners act from the first evaluation on (Optuna prunes at steps >= the warm-up),
+    once `startup_trials` trials have finished; Hyperband's smallest rung is two evaluations."""
     warmup = cfg.run.eval_every
     if s.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=s.startup_trials, n_warmup_steps=warmup)

@@ -201,3 +201,20 @@ def test_database_trial_without_heartbeat_is_failed_and_retried(tmp_path):
     assert failed.state == optuna.trial.TrialState.FAIL and retry.state == optuna.trial.TrialState.WAITING
     assert retry.params == failed.params and retry.system_attrs["retry_history"] == [0]
     assert "worker" not in retry.user_attrs  # the retry's own worker records itself
+
+
+@pytest.mark.parametrize("sampler, sampler_type", [("tpe", "TPESampler"), ("cmaes", "CmaEsSampler"),
+                                                   ("random", "RandomSampler")])  # fmt: skip
+@pytest.mark.parametrize("pruner, pruner_type", [("median", "MedianPruner"), ("percentile", "PercentilePruner"),
+                                                 ("hyperband", "HyperbandPruner"), ("none", "NopPruner")])  # fmt: skip
+def test_open_study_builds_each_sampler_and_pruner(tmp_path, sampler, sampler_type, pruner, pruner_type):
+    from taco_jax.tune.study import TuneSettings, open_study
+
+    space = load_space(write(tmp_path, "optim.lr: {type: float, low: 1.0e-4, high: 1.0e-3, log: true}\n"))
+    s = TuneSettings(study="s", space=space, config="configs/demo.yaml", out_dir=tmp_path, sampler=sampler,
+                     pruner=pruner, objectives=("val_loss", "quality"))  # fmt: skip
+    study = open_study(s)
+    assert type(study.sampler).__name__ == sampler_type and type(study.pruner).__name__ == pruner_type
+    assert len(study.directions) == 2 and study.user_attrs["objectives"] == ["val_loss", "quality"]
+    with pytest.raises(TuneError, match="created with --objective val_loss,quality, not val_loss"):
+        open_study(TuneSettings(study="s", space=space, config="configs/demo.yaml", out_dir=tmp_path))

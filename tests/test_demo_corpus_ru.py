@@ -207,7 +207,8 @@ def _benchmark(name: str):
 
 
 def test_quality_sentence_sets():
-    quality = _benchmark("demo_quality")
+    from taco_jax.demo import quality
+
     assert quality.default_sentence_set("ru") == "ru" and quality.default_sentence_set("en") == "default"
     assert all(len(quality.SENTENCE_SETS[k]) == 10 for k in ("default", "oov", "ru"))
     assert min(quality.oov_share(s) for s in quality.OOV_SENTENCES) >= 0.5
@@ -218,9 +219,10 @@ def test_quality_sentence_sets():
 
 
 def test_russian_quality_sentences_clean_into_russian_v1():
+    from taco_jax.demo.quality import RU_SENTENCES
     from taco_jax.text import get_symbol_table, text_to_sequence
 
-    for s in _benchmark("demo_quality").RU_SENTENCES:
+    for s in RU_SENTENCES:
         assert not text_to_sequence(s, get_symbol_table("russian_v1"), ["russian_cleaners"])[1], s
 
 

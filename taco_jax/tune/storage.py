@@ -40,7 +40,7 @@ def open_storage(spec: str | None, study_dir: Path, heartbeat_s: int, grace_s: i
     spec = spec or os.environ.get(STORAGE_ENV) or None
     study_dir.mkdir(parents=True, exist_ok=True)
     if spec is None or spec == "sqlite":
-        spec = f"sqlite:///{study_dir.resolve() / 'study.db'}"
+        spec = f"sqlite:///{_created_sqlite(study_dir.resolve() / 'study.db')}"
     if spec == "journal" or spec.startswith("journal:"):
         path = spec.partition(":")[2] or str(study_dir / "journal.log")
         return JournalStorage(JournalFileBackend(path))
@@ -53,6 +53,23 @@ def open_storage(spec: str | None, study_dir: Path, heartbeat_s: int, grace_s: i
             spec, engine_kwargs=engine, heartbeat_interval=heartbeat_s, grace_period=grace_s,
             heartbeat_stale_trial_callback=lambda study, trial: requeue(study, trial, max_retry),
         )  # fmt: skip
+
+
+def _created_sqlite(db: Path) -> Path:
+    """`db`, created with Optuna's schema first if missing: under a temporary name, then hard-linked into place,
+    so that no process (another worker, a reader) ever opens a database whose schema is half made."""
+    if db.exists():
+        return db
+    tmp = db.with_name(f".{db.name}.{os.getpid()}.tmp")
+    try:
+        RDBStorage(f"sqlite:///{tmp}").engine.dispose()  # creates the tables and stamps the schema version
+        try:
+            os.link(tmp, db)  # atomic, and fails if another process got there first: its database is as good
+        except FileExistsError:
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return db
 
 
 def storage_label(spec: str | None) -> str:

@@ -8,14 +8,17 @@ error that names the key and the file it came from.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from taco_jax import files
 from taco_jax.errors import UserError
+
+T = TypeVar("T")
 
 
 class ConfigError(UserError, ValueError):
@@ -458,7 +461,7 @@ _CHOICES = {
 }
 
 
-def _merge(base, other, source: str):
+def _merge(base: Any, other: Any, source: str) -> Any:
     try:
         return OmegaConf.merge(base, other)
     except OmegaConfBaseException as e:
@@ -519,36 +522,75 @@ def _validate(cfg: Config, source: str) -> None:
     cfg.alerts.validate(source)
 
 
-def load_config(path: str | None, overrides: Sequence[str] = ()) -> Config:
-    """Load a config: schema defaults <- YAML file <- dotted overrides (`a.b=v`).
+def load_structured(
+    schema: type[T],
+    path: str | os.PathLike | None,
+    overrides: Sequence[str],
+    validate: Callable[[T, str], None],
+    *,
+    set_example: str,
+    overrides_source: Callable[[str, Sequence[str]], str],
+) -> T:
+    """An instance of the dataclass `schema`: its defaults <- YAML file `path` <- dotted overrides (`a.b=v`).
 
-    Raises ConfigError naming the key and the file (or `--set`) on unknown keys, wrong types and values
-    outside the allowed choices.
+    `validate(obj, source)` checks the merged instance; `source` names the file (or "<defaults>"), turned by
+    `overrides_source(source, overrides)` into the name used once overrides are given. `set_example` is the
+    `KEY=VALUE` shown when an override lacks its '='.
+
+    Raises:
+      ConfigError: a missing or unparsable file, an unknown key or a wrong type (naming the key and the file or
+        `--set`), and whatever `validate` raises.
     """
-    cfg = OmegaConf.structured(Config)
+    cfg = OmegaConf.structured(schema)
     source = "<defaults>"
     if path is not None:
         source = str(path)
         if not os.path.exists(path):
-            raise ConfigError(f"{path}: config file not found")
+            raise ConfigError(f"{source}: config file not found")
         try:
             file_cfg = OmegaConf.load(path)
-        except Exception as e:  # a YAML syntax error carries the line in its message
-            raise ConfigError(f"{path}: cannot parse YAML: {e}") from None
-        cfg = _merge(cfg, file_cfg, path)
+        except Exception as e:  # noqa: BLE001 - a YAML syntax error carries the line in its message
+            raise ConfigError(f"{source}: cannot parse YAML: {e}") from None
+        cfg = _merge(cfg, file_cfg, source)
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr=1e-3")
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. {set_example}")
         try:
             dotted = OmegaConf.from_dotlist([item])
         except OmegaConfBaseException as e:
             raise ConfigError(f"--set {item!r}: {e}") from None
         cfg = _merge(cfg, dotted, f"--set {item}")
     if overrides:
-        source = f"{source} + {len(overrides)} --set override{'s' if len(overrides) > 1 else ''}"
-    obj: Config = OmegaConf.to_object(cfg)
-    _validate(obj, source)
+        source = overrides_source(source, overrides)
+    obj: T = OmegaConf.to_object(cfg)
+    validate(obj, source)
     return obj
+
+
+def structured_from_yaml(schema: type[T], text: str, source: str, validate: Callable[[T, str], None]) -> T:
+    """An instance of the dataclass `schema` from YAML `text` merged onto its defaults, checked by `validate`.
+
+    Raises:
+      ConfigError: an unknown key or a wrong type (naming the key and `source`), and whatever `validate` raises.
+    """
+    obj: T = OmegaConf.to_object(_merge(OmegaConf.structured(schema), OmegaConf.create(text), source))
+    validate(obj, source)
+    return obj
+
+
+def _count_overrides(source: str, overrides: Sequence[str]) -> str:
+    return f"{source} + {len(overrides)} --set override{'s' if len(overrides) > 1 else ''}"
+
+
+def load_config(path: str | None, overrides: Sequence[str] = ()) -> Config:
+    """Load a config: schema defaults <- YAML file <- dotted overrides (`a.b=v`).
+
+    Raises ConfigError naming the key and the file (or `--set`) on unknown keys, wrong types and values
+    outside the allowed choices.
+    """
+    return load_structured(
+        Config, path, overrides, _validate, set_example="optim.lr=1e-3", overrides_source=_count_overrides
+    )
 
 
 def to_yaml(cfg: Config) -> str:
@@ -556,10 +598,7 @@ def to_yaml(cfg: Config) -> str:
 
 
 def from_yaml_string(text: str, source: str = "<string>") -> Config:
-    cfg = _merge(OmegaConf.structured(Config), OmegaConf.create(text), source)
-    obj: Config = OmegaConf.to_object(cfg)
-    _validate(obj, source)
-    return obj
+    return structured_from_yaml(Config, text, source, _validate)
 
 
 def save_config(cfg: Config, path: str | os.PathLike) -> None:
@@ -585,7 +624,9 @@ __all__ = [
     "RunConfig",
     "TextConfig",
     "load_config",
+    "load_structured",
     "save_config",
+    "structured_from_yaml",
     "to_yaml",
     "from_yaml_string",
 ]

@@ -58,7 +58,7 @@ def load_torch_checkpoint(path: str | os.PathLike, trust_pickle: bool = False) -
     """
     import torch
 
-    obj = _torch_load(path, trust_pickle)
+    obj = read_torch_file(path, trust_pickle)
     extra: dict = {}
     sd: Any = None
     if isinstance(obj, Mapping):
@@ -125,7 +125,7 @@ def _not_a_checkpoint(path: str | os.PathLike) -> str | None:
     return "neither a zip archive with data.pkl nor a legacy torch pickle stream"
 
 
-def _torch_load(path: str | os.PathLike, trust_pickle: bool) -> Any:
+def read_torch_file(path: str | os.PathLike, trust_pickle: bool) -> Any:
     """torch.load(path) with weights_only unless `trust_pickle`; every failure is a CheckpointFileError whose
     advice fits the cause (--trust-pickle only for a real checkpoint that pickles other objects)."""
     import torch

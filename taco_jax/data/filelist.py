@@ -8,6 +8,7 @@ whole. Every error names `file:line`.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from taco_jax.errors import UserError
@@ -33,12 +34,14 @@ class Utterance:
     source: str
 
 
-def read_filelist(path: str | os.PathLike[str]) -> list[Utterance]:
-    """Parse a filelist into utterances (in file order).
+def filelist_lines(path: str | os.PathLike[str]) -> Iterator[tuple[str, str]]:
+    """(`file:line`, line) for each line of a UTF-8 filelist that is neither blank nor a '#' comment, in order.
 
-    Raises DataError naming `file:line` for a line without '|', too many '|' fields, an empty path, a
-    speaker that is not a non-negative integer or a line that is not UTF-8 (a UTF-16 file fails at line 1),
-    and naming the file when it is missing or unreadable. A UTF-8 byte-order mark and CRLF endings are fine.
+    A UTF-8 byte-order mark on line 1 is dropped and CRLF endings are fine; the line keeps its other spaces.
+
+    Raises:
+      DataError: naming the file when it is missing, unreadable or UTF-16 text (at line 1), and `file:line` for a
+        line that is not UTF-8.
     """
     path = os.fspath(path)
     try:
@@ -51,8 +54,6 @@ def read_filelist(path: str | os.PathLike[str]) -> list[Utterance]:
 
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # "Unicode" in Windows editors: every line would fail below
         raise DataError(f"{path}:1: the filelist is UTF-16 text; save it as UTF-8")
-    base = os.path.dirname(os.path.abspath(path))
-    out: list[Utterance] = []
     # Decode line by line so an encoding error can name its line.
     for lineno, raw_line in enumerate(raw.splitlines(), start=1):
         source = f"{path}:{lineno}"
@@ -64,8 +65,26 @@ def read_filelist(path: str | os.PathLike[str]) -> list[Utterance]:
             ) from None
         if lineno == 1:
             line = line.removeprefix("\ufeff")  # BOM written by some editors
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
+        if line.strip() and not line.lstrip().startswith("#"):
+            yield source, line
+
+
+def listed_path(filelist: str | os.PathLike[str], entry: str) -> str:
+    """The normalised absolute path of `entry` (`~` expanded), a path written in `filelist`: a relative one is
+    taken from the filelist's directory, not the working directory."""
+    base = os.path.dirname(os.path.abspath(filelist))
+    return os.path.normpath(os.path.join(base, os.path.expanduser(entry)))
+
+
+def read_filelist(path: str | os.PathLike[str]) -> list[Utterance]:
+    """Parse a filelist into utterances (in file order).
+
+    Raises DataError naming `file:line` for a line without '|', too many '|' fields, an empty path, a
+    speaker that is not a non-negative integer or a line that is not UTF-8 (a UTF-16 file fails at line 1),
+    and naming the file when it is missing or unreadable. A UTF-8 byte-order mark and CRLF endings are fine.
+    """
+    out: list[Utterance] = []
+    for source, line in filelist_lines(path):
         fields = line.split("|")
         if len(fields) == 1:
             raise DataError(f"{source}: line has no '|' separator: {_clip(line)!r}")
@@ -84,8 +103,7 @@ def read_filelist(path: str | os.PathLike[str]) -> list[Utterance]:
                 raise DataError(f"{source}: speaker must be an integer, got {spk!r}{hint}") from None
             if speaker < 0:
                 raise DataError(f"{source}: speaker must be >= 0, got {speaker}")
-        wav_path = os.path.normpath(os.path.join(base, os.path.expanduser(wav)))
-        out.append(Utterance(wav_path=wav_path, text=fields[1].strip(), speaker=speaker, source=source))
+        out.append(Utterance(wav_path=listed_path(path, wav), text=fields[1].strip(), speaker=speaker, source=source))
     return out
 
 

@@ -3,9 +3,9 @@
 `load_synthesizer(checkpoint)` gives a `Synthesizer`; calling it on texts gives one `Synthesis` each (log-mel,
 alignment, gate). A text is cut into sentences, and a sentence longer than the model takes (`max_tokens`) at
 commas, then between words (taco_jax.synthesize.split); the pieces are synthesized in batches and joined with
-short pauses. `write_outputs` writes per text NNN.wav (Griffin-Lim), NNN.png (alignment), NNN.npy (log-mel
-[frames, n_mels]) and report.json (a list, in input order, of {text, frames, seconds, stopped, wav, mel,
-pieces: [{text, tokens, frames, stopped, split}]}).
+short pauses. `write_outputs` writes per text NNN.wav (Griffin-Lim, or the synthesizer's HiFi-GAN `vocoder`),
+NNN.png (alignment), NNN.npy (log-mel [frames, n_mels]) and report.json (a list, in input order, of {text,
+frames, seconds, stopped, wav, mel, pieces: [{text, tokens, frames, stopped, split}]}).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from taco_jax.files import atomic_output, write_text_atomic
 from taco_jax.model import Tacotron2
 from taco_jax.synthesize.split import SENTENCE, Piece, split_text
 from taco_jax.text import SymbolTable, cleaned_away, text_to_sequence
+from taco_jax.vocoder.inference import HifiganVocoder
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +105,17 @@ class Synthesizer:
     dropout at inference (when the config keeps it on); `speaker` the speaker id of multi-speaker models.
     `max_tokens` is the longest piece (encoded tokens, EOS included) a text is synthesized in; default: the
     largest training bucket's text length (`data.buckets`), the longest text the model's attention learned.
-    `max_chars`, when set, also limits a piece's characters.
+    `max_chars`, when set, also limits a piece's characters. `vocoder`: the neural vocoder that turns mels into
+    waveforms (default: Griffin-Lim).
     """
 
     def __init__(
         self, cfg: Config, model: Tacotron2, variables, table: SymbolTable, seed: int = 0, style: Style | None = None,
         speaker: int | None = None, max_tokens: int | None = None, max_chars: int | None = None,
+        vocoder: HifiganVocoder | None = None,
     ):  # fmt: skip
         self.cfg = cfg
+        self.vocoder = vocoder
         self.model = model
         self.variables = variables
         self.table = table
@@ -287,20 +291,42 @@ class Synthesizer:
         )  # fmt: skip
 
     def vocode(self, mel: np.ndarray, n_iters: int | None = None) -> np.ndarray:
-        """Griffin-Lim waveform (float32 [samples] at cfg.audio.sampling_rate) of a log-mel [frames, n_mels]."""
+        """The waveform (float32 [samples] at cfg.audio.sampling_rate) of a log-mel [frames, n_mels]: the neural
+        vocoder's when the synthesizer has one (`n_iters` unused), else Griffin-Lim's."""
+        if self.vocoder is not None:
+            return self.vocoder([mel])[0]
         return griffin_lim(mel, self.cfg.audio, n_iters or self.cfg.run.griffin_lim_iters)
 
     def waveform(self, result: Synthesis, n_iters: int | None = None) -> np.ndarray:
         """The waveform (float32 [samples]) of a Synthesis: each piece vocoded on its own and followed by its
         pause as zeros (`pause_samples`), so no piece's phase smears into the silence; for a text of one piece,
         `vocode(result.mel)`."""
-        if len(result.pieces) <= 1:
-            return self.vocode(result.mel, n_iters)
-        parts = []
-        for p in result.pieces:
-            parts += [self.vocode(result.mel[p.start : p.start + p.frames], n_iters)]
-            parts += [np.zeros(self.pause_samples(p.pause_s), np.float32)]
-        return np.concatenate(parts)
+        return self.waveforms([result], n_iters)[0]
+
+    def waveforms(self, results: Sequence[Synthesis], n_iters: int | None = None) -> list[np.ndarray]:
+        """`waveform` of each result; with a neural vocoder every piece of every result goes through it in
+        batches, instead of one piece at a time."""
+        pieces = [_piece_mels(r) for r in results]
+        flat = [mel for mels in pieces for mel, _ in mels]
+        if self.vocoder is not None:
+            wavs = self.vocoder(flat)
+        else:
+            wavs = [self.vocode(mel, n_iters) for mel in flat]
+        out, first = [], 0
+        for mels in pieces:
+            parts = []
+            for wav, (_, pause_s) in zip(wavs[first : first + len(mels)], mels, strict=True):
+                parts += [wav, np.zeros(self.pause_samples(pause_s), np.float32)]
+            first += len(mels)
+            out.append(np.concatenate(parts))
+        return out
+
+
+def _piece_mels(result: Synthesis) -> list[tuple[np.ndarray, float]]:
+    """(log-mel, pause after it in seconds) of each piece of `result`; the whole mel for a text of one piece."""
+    if len(result.pieces) <= 1:
+        return [(result.mel, 0.0)]
+    return [(result.mel[p.start : p.start + p.frames], p.pause_s) for p in result.pieces]
 
 
 def write_outputs(synth: Synthesizer, results: list[Synthesis], out_dir: str) -> list[dict]:
@@ -311,9 +337,9 @@ def write_outputs(synth: Synthesizer, results: list[Synthesis], out_dir: str) ->
     os.makedirs(out_dir, exist_ok=True)
     report = []
     sr = synth.cfg.audio.sampling_rate
-    for i, res in enumerate(results):
+    for i, (res, wav) in enumerate(zip(results, synth.waveforms(results), strict=True)):
         stem = f"{i:03d}"
-        save_wav(os.path.join(out_dir, f"{stem}.wav"), synth.waveform(res), sr)
+        save_wav(os.path.join(out_dir, f"{stem}.wav"), wav, sr)
         save_png(os.path.join(out_dir, f"{stem}.png"), plot_alignment(res.alignment, res.text[:60]))
         with atomic_output(os.path.join(out_dir, f"{stem}.npy")) as tmp:
             np.save(tmp, res.mel)
@@ -335,11 +361,14 @@ def write_outputs(synth: Synthesizer, results: list[Synthesis], out_dir: str) ->
 def load_synthesizer(
     checkpoint: str, overrides: Sequence[str] = (), seed: int = 0, reference_wav: str | None = None,
     style_token: int | None = None, style_scale: float = 1.0, speaker: int | None = None,
-    max_tokens: int | None = None, max_chars: int | None = None,
+    max_tokens: int | None = None, max_chars: int | None = None, vocoder: str | None = None,
+    vocoder_config: str | None = None, trust_pickle: bool = False, vocoder_batch_size: int = 8,
 ) -> Synthesizer:  # fmt: skip
     """A Synthesizer for a run directory, checkpoints directory or step directory, with config `overrides`
     ("key=value"); GST models take a `reference_wav` or a `style_token`, scaled by `style_scale`. `max_tokens`
-    and `max_chars` limit the pieces a long text is cut into (see Synthesizer)."""
+    and `max_chars` limit the pieces a long text is cut into (see Synthesizer). `vocoder`: a HiFi-GAN generator
+    (see `taco_jax.vocoder.files.load_vocoder`; `vocoder_config` is the config.json of a published PyTorch file,
+    `trust_pickle` lets such a file unpickle objects), checked against the model's audio features."""
     from taco_jax.checkpoint import restore_front_end, restore_model, restore_symbols
     from taco_jax.text.record import front_end_changes
 
@@ -351,4 +380,38 @@ def load_synthesizer(
     table = restore_symbols(checkpoint)
     for change in front_end_changes(restore_front_end(checkpoint), cfg.text.cleaners):
         log.warning("%s: text front end: %s", checkpoint, change)
-    return Synthesizer(cfg, model, variables, table, seed, style, speaker, max_tokens, max_chars)
+    neural = None
+    if vocoder is not None:
+        from taco_jax.vocoder.files import load_vocoder
+
+        vocoder_cfg, params = load_vocoder(vocoder, config_path=vocoder_config, trust_pickle=trust_pickle)
+        check_vocoder_features(vocoder_cfg, cfg.audio, vocoder)
+        neural = HifiganVocoder(vocoder_cfg, params, vocoder_batch_size, silence=float(np.log(cfg.audio.mel_floor)))
+    return Synthesizer(cfg, model, variables, table, seed, style, speaker, max_tokens, max_chars, neural)
+
+
+class VocoderMismatchError(UserError, ValueError):
+    """A vocoder made for other audio features than the acoustic model's; the message names the keys."""
+
+
+def check_vocoder_features(vocoder_cfg, audio_cfg, where: str) -> None:
+    """Raise VocoderMismatchError when the vocoder cannot render the model's mels (sampling rate, hop or mel count
+    differ); warn when its training features differ in ways that only degrade the audio (n_fft, window, mel range)."""
+    pairs = {
+        "sampling_rate": (vocoder_cfg.sampling_rate, audio_cfg.sampling_rate),
+        "hop_size / audio.hop_length": (vocoder_cfg.hop_size, audio_cfg.hop_length),
+        "num_mels / audio.n_mels": (vocoder_cfg.num_mels, audio_cfg.n_mels),
+    }
+    wrong = [f"{k}: vocoder {a}, model {b}" for k, (a, b) in pairs.items() if a != b]
+    if wrong:
+        raise VocoderMismatchError(f"{where}: the vocoder does not fit the model's audio features ({'; '.join(wrong)})")
+    soft = {
+        "n_fft": (vocoder_cfg.n_fft, audio_cfg.n_fft),
+        "win_size / audio.win_length": (vocoder_cfg.win_size, audio_cfg.win_length),
+        "fmin": (float(vocoder_cfg.fmin), float(audio_cfg.fmin)),
+        "fmax": (float(vocoder_cfg.fmax), float(audio_cfg.fmax)),
+    }
+    for k, (a, b) in soft.items():
+        if a != b:
+            log.warning("%s: the vocoder was trained on other features (%s: vocoder %s, model %s); expect worse audio",
+                        where, k, a, b)  # fmt: skip

@@ -4,11 +4,14 @@
         [--reference-wav W | --style-token K] [--style-scale S]     (models with GST)
         [--speaker K]                                               (multi-speaker models)
         [--max-tokens N] [--max-chars N] [--no-split]               (long inputs)
+        [--vocoder G [--vocoder-config config.json] [--trust-pickle]]   (HiFi-GAN instead of Griffin-Lim)
 
 Each input (a --text, or a line of --text-file) is cut into sentences, and a sentence longer than the model
 takes (--max-tokens, default: the largest training bucket's text length; --max-chars, when given) at commas,
 then between words; the pieces are synthesized in batches and joined with pauses (0.25 s after a sentence,
-0.1 s inside one). Writes per input NNN.wav (Griffin-Lim), NNN.png (alignment), NNN.npy (log-mel
+0.1 s inside one). Writes per input NNN.wav (Griffin-Lim, or the HiFi-GAN generator given by --vocoder: a
+published PyTorch generator file with its config.json, a directory written by the converter, or a vocoder
+training run; its real-time factor is printed), NNN.png (alignment), NNN.npy (log-mel
 [frames, n_mels]) and report.json (a list, in input order, of {text, frames, seconds, stopped, wav, mel,
 pieces: [{text, tokens, frames, stopped, split}]}), and prints one line per input saying how it was split. A
 line with nothing to speak (empty, or every character dropped) is an error (exit status 2) reported before
@@ -51,6 +54,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--max-chars", type=_positive, help="longest piece in characters (default: no limit)")
     parser.add_argument("--no-split", action="store_true", help="synthesize each input whole, however long")
+    parser.add_argument(
+        "--vocoder", help="HiFi-GAN generator: a published g_ file, a converted directory or a vocoder run "
+        "(default: Griffin-Lim)"
+    )  # fmt: skip
+    parser.add_argument("--vocoder-config", help="config.json of a published generator (default: the one beside it)")
+    parser.add_argument(
+        "--trust-pickle", action="store_true", help="let a vocoder file that is not plain tensors unpickle objects"
+    )
     args = parser.parse_args(argv)
     setup_logging()
     try:
@@ -90,13 +101,15 @@ def _synthesize(args: argparse.Namespace) -> int:
         labels = [f"--text {i + 1}" for i in range(len(texts))]
     synth = load_synthesizer(
         args.checkpoint, args.set, args.seed, args.reference_wav, args.style_token, args.style_scale, args.speaker,
-        args.max_tokens, args.max_chars,
+        args.max_tokens, args.max_chars, args.vocoder, args.vocoder_config, args.trust_pickle, args.batch_size,
     )  # fmt: skip
     # Every text is validated before any is synthesized, so a bad one leaves no output files.
     results = synth(texts, batch_size=args.batch_size, labels=labels, split=not args.no_split)
     report = write_outputs(synth, results, args.out_dir)
     for item, res in zip(report, results, strict=True):
         print(summary_line(item, res))
+    if synth.vocoder is not None:
+        print(f"vocoder: HiFi-GAN, {synth.vocoder.timing.summary()}")
     return 0
 
 

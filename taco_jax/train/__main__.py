@@ -12,12 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from taco_jax.errors import report_error
-from taco_jax.logging_setup import setup_logging
-
-RESUME_LATEST = "latest"
+from taco_jax.train.cli import RESUME_LATEST, add_run_arguments, print_finished, run_command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,12 +23,7 @@ def _parser() -> argparse.ArgumentParser:
         "run.retain_host_memory (on by default) glibc keeps freed memory mapped and JAX dispatches CPU work "
         "synchronously, so XLA's per-step working memory is not faulted in afresh every step.",
     )
-    parser.add_argument("--config", help="YAML config (e.g. configs/demo.yaml)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted config override")
-    parser.add_argument(
-        "--resume", nargs="?", const=RESUME_LATEST, metavar="RUN_DIR",
-        help="continue a run: RUN_DIR, or without it the latest run of --config's run.name",
-    )  # fmt: skip
+    add_run_arguments(parser, "configs/demo.yaml")
     parser.add_argument("--warm-start", metavar="CKPT", help="initialise parameters from a checkpoint or run")
     parser.add_argument("--ignore", action="append", default=[], metavar="REGEX", help="parameters not warm-started")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -40,19 +31,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    setup_logging()
-    if args.resume is None and args.config is None:
-        parser.error("--config is required (or --resume RUN_DIR)")
-    if args.resume == RESUME_LATEST and args.config is None:
-        parser.error("--resume needs --config FILE (to continue the latest run of its run.name) or a run directory")
-    if args.resume not in (None, RESUME_LATEST) and args.config is not None:
-        parser.error("--resume RUN_DIR continues that run with its own config.yaml: leave out --config")
-    try:
-        return _train(args)
-    except BaseException as e:  # noqa: BLE001 — the one place errors become a line on stderr and a status
-        return report_error(e, stage="training")
+    return run_command(_parser(), argv, _train, "training")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -80,8 +59,7 @@ def _train(args: argparse.Namespace) -> int:
     result = train_with_alerts(cfg, resume=resume, warm_start=args.warm_start, ignore=args.ignore,
                                progress=False if args.no_progress else None)  # fmt: skip
     shutdown_distributed()
-    summary = "  ".join(f"{k}={v:.4f}" for k, v in sorted(result.val_metrics.items()))
-    print(f"finished at step {result.step}; run directory {Path(result.run_dir)}\n{summary}")
+    print_finished(result.step, result.run_dir, result.val_metrics)
     return 0
 
 

@@ -166,7 +166,7 @@ def train(
                 raise
     except BaseException as e:
         if created and not set_up:
-            log_path = _remove_failed_start(run_dir)
+            log_path = remove_failed_start(run_dir)
         if log_path is not None:
             add_traceback_note(e, log_path)
         raise
@@ -208,7 +208,7 @@ def _open_run_dir(cfg: Config, resume: bool | str | os.PathLike) -> tuple[Path, 
     return run_dir, False
 
 
-def _remove_failed_start(run_dir: Path) -> Path | None:
+def remove_failed_start(run_dir: Path) -> Path | None:
     """A new run that failed before its first step: keeps its train.log beside the runs (returns where) and
     removes the rest, so the corrected rerun takes this run's name."""
     kept: Path | None = failed_start_log(run_dir)
